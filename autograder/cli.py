@@ -1,4 +1,7 @@
-"""``python -m autograder VERB``: parse the arguments, hand off to the verb's function, report."""
+"""``python -m autograder VERB``: parse the arguments, hand off to the verb's function, report.
+
+Verbs, in the order a course uses them: release, collect, grade, feedback, export.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ from pathlib import Path
 
 from autograder.collect import collect
 from autograder.course import AutograderError
+from autograder.execute import Limits
+from autograder.export import FORMATS, export
+from autograder.feedback import feedback
 from autograder.grade import grade
 from autograder.release import release
 
@@ -18,44 +24,89 @@ def _release(args: argparse.Namespace) -> None:
 
 
 def _collect(args: argparse.Namespace) -> None:
-    report = collect(args.assignment, args.sources, args.course_dir)
+    report = collect(args.assignment, args.sources, args.course_dir, id_pattern=args.id_pattern)
     for student, path in report.collected.items():
         print(f"collected {student}: {path}")
-    for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    for student, path in report.older:
+        print(f"kept older submission of {student}: {path}")
+    for origin, reason in report.skipped:
+        print(f"skipped {origin}: {reason}")
+    print(f"{len(report.collected)} students collected, {len(report.older)} older versions kept, "
+          f"{len(report.skipped)} files skipped (see {args.course_dir / 'collected' / (args.assignment + '.csv')})")
 
 
 def _grade(args: argparse.Namespace) -> None:
-    path = grade(args.assignment, args.course_dir, submissions=args.submissions, timeout=args.timeout)
+    limits = Limits(cell_seconds=args.timeout, submission_seconds=args.submission_timeout,
+                    memory_mb=args.memory_mb, output_bytes=args.output_bytes)
+    path = grade(args.assignment, args.course_dir, submissions=args.submissions, jobs=args.jobs,
+                 limits=limits, force=args.force)
     print(f"grades written to {path}")
 
 
+def _feedback(args: argparse.Namespace) -> None:
+    pages = feedback(args.assignment, args.course_dir)
+    print(f"{len(pages)} feedback pages written under {args.course_dir / 'feedback'}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    path = export(args.course_dir, args.output, args.format)
+    if path:
+        print(f"exported to {path}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     p = verbs.add_parser("release", help="regenerate exercises/ from solutions/",
-                         description="Regenerate the student notebooks in exercises/ from solutions/.")
+                         description="Regenerate the student notebooks in exercises/ from solutions/ "
+                                     "(nbgrader generate_assignment). Deterministic: running it twice changes nothing.")
     p.add_argument("assignments", nargs="*", help="assignments to release (default: all)")
     p.set_defaults(run=_release)
 
     p = verbs.add_parser("collect", help="copy submitted notebooks into a course directory",
-                         description="Copy submitted notebooks into COURSE_DIR/submitted/STUDENT/ASSIGNMENT/. "
-                                     "The student id is the file name up to the first underscore, or the "
-                                     "per-student folder name. Originals are never changed.")
+                         description="Copy submitted notebooks (.ipynb files, folders, .zip archives) into "
+                                     "COURSE_DIR/submitted/STUDENT/ASSIGNMENT/. The student id is the file name "
+                                     "up to the first underscore, or the per-student folder name; 'Copy of' "
+                                     "prefixes and resubmission suffixes (-1, -2) are ignored and the newest "
+                                     "submission wins. Originals are never changed.")
     p.add_argument("assignment")
-    p.add_argument("sources", nargs="+", type=Path, help=".ipynb files or folders of them")
+    p.add_argument("sources", nargs="+", type=Path, help=".ipynb files, folders or .zip archives")
     p.add_argument("--course-dir", type=Path, required=True)
+    p.add_argument("--id-pattern", help="regular expression finding the student id in 'folder/filename' "
+                                        "(group 'id', or the first group)")
     p.set_defaults(run=_collect)
 
     p = verbs.add_parser("grade", help="autograde collected submissions and write a grades CSV",
-                         description="Autograde every submission in COURSE_DIR/submitted/*/ASSIGNMENT and "
-                                     "write COURSE_DIR/grades/ASSIGNMENT.csv.")
+                         description="Autograde every submission in COURSE_DIR/submitted/*/ASSIGNMENT, each in "
+                                     "its own process under time, memory and output limits, and write "
+                                     "COURSE_DIR/grades/ASSIGNMENT.csv. Unchanged submissions are not regraded.")
     p.add_argument("assignment")
     p.add_argument("--course-dir", type=Path, required=True)
-    p.add_argument("--submissions", type=Path, nargs="*", help="collect these files or folders first")
-    p.add_argument("--timeout", type=int, default=120, help="seconds each cell may run (default 120)")
+    p.add_argument("--submissions", type=Path, nargs="*", help="collect these files, folders or archives first")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1; use the core count)")
+    p.add_argument("--timeout", type=int, default=120, help="seconds one cell may run (default 120)")
+    p.add_argument("--submission-timeout", type=int, default=600, help="seconds one notebook may run (default 600)")
+    p.add_argument("--memory-mb", type=int, default=4096, help="memory limit per submission in MiB (default 4096)")
+    p.add_argument("--output-bytes", type=int, default=1_000_000, help="output limit per submission (default 1 MB)")
+    p.add_argument("--force", action="store_true", help="regrade submissions whose results are up to date")
     p.set_defaults(run=_grade)
+
+    p = verbs.add_parser("feedback", help="write one HTML feedback page per student",
+                         description="Write COURSE_DIR/feedback/STUDENT/ASSIGNMENT.html from the grading results: "
+                                     "each test's points and failure message, never the tests' source.")
+    p.add_argument("assignment")
+    p.add_argument("--course-dir", type=Path, required=True)
+    p.set_defaults(run=_feedback)
+
+    p = verbs.add_parser("export", help="export every result as one CSV",
+                         description="One row per student and assignment: student_id, assignment, score, "
+                                     "max_score, status (graded, flagged: <reason>, error: <reason>).")
+    p.add_argument("--course-dir", type=Path, required=True)
+    p.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--format", choices=FORMATS, default="csv")
+    p.set_defaults(run=_export)
     return parser
 
 
@@ -63,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except AutograderError as error:
+    except (AutograderError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -1,30 +1,142 @@
-"""``grade``: autograde every collected submission of one assignment and write a grades CSV.
+"""``grade``: autograde every collected submission of one assignment, in parallel, and write the grades.
 
-Steps: put the solution notebook into the course directory's ``source/``; let nbgrader record
-its cells and points in the gradebook (generate_assignment); run nbgrader's autograde over
-``submitted/``, which restores the locked test cells (hidden tests included) before executing;
-read the scores back from the gradebook into ``grades/ASSIGNMENT.csv``.
+For each ``COURSE_DIR/submitted/STUDENT/ASSIGNMENT/*.ipynb`` the pipeline is:
+
+1. read it (any nbformat 4.x, CRLF, outputs and Colab metadata are fine);
+2. find the answers in it and put them into the instructor's source notebook (test cells,
+   hidden tests and points always come from the source: edited or deleted tests are restored);
+3. add the guard cells (:mod:`autograder.guard`) and scan the student's code
+   (:mod:`autograder.integrity`);
+4. execute it in its own process group under time, memory and output limits
+   (:mod:`autograder.execute`);
+5. score each test cell and store a :class:`~autograder.results.SubmissionResult` as JSON.
+
+Submissions are independent, so ``jobs`` of them run at once; no shared database is written
+while they run (nbgrader's SQLite gradebook does not take concurrent writers), and the grades
+CSV is written at the end from the stored results. A result whose submission, source notebook
+and limits have not changed is reused, so re-running is idempotent and cheap.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import astuple, dataclass, fields
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+import nbformat
+from nbformat import NotebookNode
 
+from autograder import assemble, guard, integrity
 from autograder.collect import collect
-from autograder.course import REPO_ROOT, check_assignment, install_source, run_nbgrader
+from autograder.course import REPO_ROOT, check_assignment, install_source, notebook_name
+from autograder.execute import Limits, execute
+from autograder.results import (
+    SubmissionResult,
+    max_score,
+    output_bytes,
+    ran_out_of_memory,
+    result_path,
+    score_tests,
+    tamper_reports,
+)
+
+GRADES_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
+_PIPELINE_VERSION = "2"  # bump when grading changes, so stored results are not reused
 
 
-@dataclass
-class GradeRow:
-    student_id: str
-    assignment: str
-    score: float
-    max_score: float
-    status: str
+def instrument(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
+    """Add the guard: install before the first student cell, a check before every test cell."""
+    locked_names: list[str] = []
+    cells: list[NotebookNode] = []
+    installed = False
+    for cell in nb.cells:
+        meta = assemble.nbgrader_meta(cell)
+        is_student = meta.get("solution") or cell.get("metadata", {}).get("autograder", {}).get("role") == "student-extra"
+        if cell.cell_type == "code" and is_student and not installed:
+            code = f"{guard.INSTALL_CELL}\n{guard.remember_cell(sorted(set(locked_names)))}"
+            cells.append(nbformat.v4.new_code_cell(code, metadata={"autograder": {"role": "guard"}}))
+            installed = True
+        if cell.cell_type == "code" and meta.get("grade"):
+            cells.append(nbformat.v4.new_code_cell(guard.CHECK_CELL, metadata={"autograder": {"role": "guard"}}))
+        if cell.cell_type == "code" and not is_student and not meta.get("grade") and not installed:
+            locked_names += assemble.imported_names(cell.source)
+        cells.append(cell)
+    out = nbformat.v4.new_notebook(cells=cells, metadata=source.metadata)
+    return out
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def grade_one(
+    student: str, assignment: str, submission: Path, source_path: Path, course_dir: Path, limits: Limits,
+    force: bool = False,
+) -> SubmissionResult:
+    """Grade one submission (steps 1-5 of the module docstring) and store its result."""
+    source_bytes, raw = source_path.read_bytes(), submission.read_bytes()
+    cache_key = _sha256(b"|".join([raw, source_bytes, json.dumps(asdict(limits)).encode(), _PIPELINE_VERSION.encode()]))
+    stored = result_path(course_dir, assignment, student)
+    if stored.exists() and not force:
+        previous = SubmissionResult.load(stored)
+        if previous.cache_key == cache_key:
+            return previous
+    source = nbformat.reads(source_bytes.decode("utf-8"), as_version=4)
+    result = SubmissionResult(student, assignment, 0.0, max_score(source), "graded",
+                              submission_sha256=_sha256(raw), cache_key=cache_key)
+    try:
+        submitted = assemble.read_notebook(raw.decode("utf-8", errors="replace"))
+    except assemble.SubmissionError as error:
+        result.status = f"error: {error}"
+        result.save(stored)
+        return result
+
+    answers = assemble.find_answers(submitted, source)
+    graded_names = set(answers.by_id) | set(answers.missing)
+    student_code = list(answers.by_id.values()) + [c for cells in answers.extra.values() for c in cells]
+    flags = integrity.scan(student_code, graded_names)
+    if answers.matched_by_name:
+        result.notes.append("nbgrader metadata missing; answers matched by name: " + ", ".join(answers.matched_by_name))
+    if not answers.by_id:
+        flags.append("no answers found in the notebook (is it the right assignment?)")
+
+    notebook = instrument(assemble.assemble(source, answers), source)
+    run = execute(notebook, limits, course_dir / "autograded" / student / assignment)
+    result.seconds = round(run.seconds, 2)
+    if run.notebook is not None:
+        result.tests = score_tests(run.notebook, source)
+        result.score = sum(t.points for t in result.tests)
+        tampered = tamper_reports(run.notebook)
+        if tampered:
+            flags.append("changed what the checks rely on (restored before the tests): " + "; ".join(tampered)[:300])
+        executed_copy = course_dir / "autograded" / student / assignment / submission.name
+        nbformat.write(run.notebook, executed_copy)
+    errors = []
+    if run.problem:
+        errors.append(run.problem)
+    if run.notebook is not None and ran_out_of_memory(run.notebook):
+        errors.append(f"memory limit: the code needed more than {limits.memory_mb} MiB")
+    if run.notebook is not None and output_bytes(run.notebook) > limits.output_bytes:
+        errors.append(f"output limit: the notebook printed more than {limits.output_bytes} bytes")
+    if errors:
+        result.status = "error: " + "; ".join(errors)
+    elif flags:
+        result.status = "flagged: " + "; ".join(flags)
+    result.save(stored)
+    return result
+
+
+def submissions_of(course_dir: Path, assignment: str) -> dict[str, Path]:
+    """student id -> the notebook to grade, from ``submitted/STUDENT/ASSIGNMENT/``."""
+    found = {}
+    for folder in sorted((course_dir / "submitted").glob(f"*/{assignment}")):
+        notebooks = sorted(p for p in folder.glob("*.ipynb"))
+        if notebooks:
+            found[folder.parent.name] = notebooks[0]
+    return found
 
 
 def grade(
@@ -32,56 +144,45 @@ def grade(
     course_dir: Path,
     submissions: list[Path] | None = None,
     timeout: int = 120,
+    jobs: int = 1,
+    limits: Limits | None = None,
+    force: bool = False,
     repo: Path = REPO_ROOT,
 ) -> Path:
-    """Autograde ``course_dir/submitted/*/ASSIGNMENT`` and return the path of the grades CSV.
+    """Grade every collected submission of ``assignment``; return the path of the grades CSV.
 
     Args:
         assignment: assignment name (a folder of ``solutions/``).
         course_dir: the instructor's course directory (created if missing).
-        submissions: optional files or folders to :func:`~autograder.collect.collect` first.
-        timeout: seconds each notebook cell may run.
+        submissions: optional files, folders or zip archives to :func:`~autograder.collect.collect` first.
+        timeout: seconds one cell may run (ignored when ``limits`` is given).
+        jobs: submissions graded at once.
+        limits: time, memory and output limits.
+        force: regrade even submissions whose stored result is up to date.
         repo: repository root holding ``solutions/``.
     """
     check_assignment(assignment, repo)
     course_dir = Path(course_dir).resolve()
     course_dir.mkdir(parents=True, exist_ok=True)
-    install_source(assignment, course_dir, repo)
-    run_nbgrader(["generate_assignment", assignment, "--force"], course_dir)
+    limits = limits or Limits(cell_seconds=timeout)
+    source_path = install_source(assignment, course_dir, repo) / notebook_name(assignment, repo)
     if submissions:
-        collect(assignment, submissions, course_dir, repo)
-    students = sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{assignment}") if p.is_dir())
-    if students:
-        # nbgrader exits non-zero when any one notebook failed; the others are graded all the
-        # same, and the failure shows up below as that student's status.
-        run_nbgrader(
-            ["autograde", assignment, "--create", "--force", f"--Execute.timeout={timeout}"],
-            course_dir,
-            check=False,
-        )
-    rows = [_row(course_dir, assignment, student) for student in students]
-    return _write_csv(course_dir / "grades" / f"{assignment}.csv", rows)
+        collect(assignment, submissions, course_dir, repo=repo)
+    work = submissions_of(course_dir, assignment)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(
+            lambda item: grade_one(item[0], assignment, item[1], source_path, course_dir, limits, force),
+            work.items(),
+        ))
+    return write_grades(course_dir, assignment, results)
 
 
-def _row(course_dir: Path, assignment: str, student: str) -> GradeRow:
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gradebook:
-        max_score = gradebook.find_assignment(assignment).max_score
-        executed = course_dir / "autograded" / student / assignment
-        try:
-            submission = gradebook.find_submission(assignment, student)
-        except MissingEntry:
-            submission = None
-        if submission is None or not any(executed.glob("*.ipynb")):
-            # e.g. a file that is not a notebook: nbgrader logs it and moves on
-            return GradeRow(student, assignment, 0.0, float(max_score),
-                            "error: the submission could not be read or executed as a notebook")
-        return GradeRow(student, assignment, float(submission.score), float(max_score), "graded")
-
-
-def _write_csv(path: Path, rows: list[GradeRow]) -> Path:
+def write_grades(course_dir: Path, assignment: str, results: list[SubmissionResult]) -> Path:
+    path = course_dir / "grades" / f"{assignment}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([f.name for f in fields(GradeRow)])
-        writer.writerows(astuple(row) for row in rows)
+        writer.writerow(GRADES_COLUMNS)
+        for r in sorted(results, key=lambda r: r.student_id):
+            writer.writerow([r.student_id, r.assignment, r.score, r.max_score, r.status])
     return path

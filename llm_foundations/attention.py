@@ -201,3 +201,69 @@ def _checked_mask(mask: Tensor, scores_shape: torch.Size) -> Tensor:
             f"shape {tuple(scores_shape)} (..., L_q, L_k)"
         )
     return mask
+
+
+def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
+    """Boolean key mask that hides padding: True where ``ids != pad_id`` (the key may be attended to).
+
+    Shape:
+        - ids: ``(B, L)`` token ids
+        - output: ``(B, 1, 1, L)``, ready to broadcast against ``(B, H, L_q, L_k)`` scores
+    """
+    if ids.dim() != 2:
+        raise ValueError(f"ids must have shape (B, L), got {tuple(ids.shape)}")
+    return (ids != pad_id)[:, None, None, :]
+
+
+class AdditiveAttention(nn.Module):
+    r"""Additive attention (Bahdanau et al., 2015): a small feed-forward network scores each pair.
+
+    .. math:: e_{ij} = v^\top \tanh(W_q q_i + W_k k_j), \qquad
+              \alpha_{ij} = \mathrm{softmax}_j(e_{ij}), \qquad o_i = \sum_j \alpha_{ij} v_j
+
+    Args:
+        d_query: width of the queries.
+        d_key: width of the keys.
+        d_hidden: width of the scoring network.
+
+    Attributes:
+        w_q: ``Linear(d_query, d_hidden, bias=False)``.
+        w_k: ``Linear(d_key, d_hidden, bias=False)``.
+        v: ``Linear(d_hidden, 1, bias=False)``.
+    """
+
+    def __init__(self, d_query: int, d_key: int, d_hidden: int):
+        super().__init__()
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def forward(
+        self, query: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Score every (query, key) pair with the network, softmax over keys, average the values.
+
+        Args:
+            query: the decoder states asking.
+            keys: the encoder states being scored.
+            values: what is read from each key position.
+            mask: optional boolean mask, **True where a query may attend to a key**, broadcastable
+                to ``(B, L_q, L_k)`` (e.g. ``(B, 1, L_k)`` for padding).
+
+        Shape:
+            - query: ``(B, L_q, d_query)``
+            - keys: ``(B, L_k, d_key)``
+            - values: ``(B, L_k, d_v)``
+            - output: ``(B, L_q, d_v)``; weights: ``(B, L_q, L_k)``
+        """
+        if keys.size(-2) != values.size(-2):
+            raise ValueError(f"keys {tuple(keys.shape)} and values {tuple(values.shape)} differ in length")
+        hidden = torch.tanh(self.w_q(query)[:, :, None, :] + self.w_k(keys)[:, None, :, :])  # (B, L_q, L_k, d_hidden)
+        scores = self.v(hidden).squeeze(-1)  # (B, L_q, L_k)
+        if mask is not None:
+            mask = _checked_mask(mask, scores.shape)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        if mask is not None:
+            weights = weights.masked_fill(~mask, 0.0)  # all-masked rows: zeros, not NaN
+        return weights @ values, weights  # (B, L_q, d_v), (B, L_q, L_k)

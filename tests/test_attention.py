@@ -7,9 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_foundations.attention import (
+    AdditiveAttention,
     MultiHeadAttention,
     attention_weights,
     merge_heads,
+    padding_mask,
     scaled_dot_product_attention,
     split_heads,
 )
@@ -165,3 +167,41 @@ def test_multihead_runs_on_gpu_and_matches_cpu():
     expected = mha(x, x, x)
     got = mha.cuda()(x.cuda(), x.cuda(), x.cuda()).cpu()
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_padding_mask_shape_and_meaning():
+    ids = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])
+    mask = padding_mask(ids, pad_id=0)
+    assert mask.shape == (2, 1, 1, 4) and mask.dtype == torch.bool
+    assert mask[:, 0, 0].tolist() == [[True, True, False, False], [True, False, False, False]]
+    with pytest.raises(ValueError, match=r"\(B, L\)"):
+        padding_mask(torch.zeros(3), 0)
+
+
+def test_padding_mask_makes_outputs_independent_of_appended_padding():
+    mha = MultiHeadAttention(8, 2).eval()
+    src = torch.tensor([[3, 4, 5, 0]])
+    longer = torch.tensor([[3, 4, 5, 0, 0, 0]])
+    emb = torch.nn.Embedding(6, 8)
+    query = torch.randn(1, 2, 8)
+    short_out = mha(query, emb(src), emb(src), mask=padding_mask(src, 0))
+    long_out = mha(query, emb(longer), emb(longer), mask=padding_mask(longer, 0))
+    torch.testing.assert_close(short_out, long_out)
+
+
+def test_additive_attention_matches_formula_and_masks():
+    attn = AdditiveAttention(d_query=6, d_key=5, d_hidden=7)
+    assert attn.w_q.bias is None and attn.v.weight.shape == (1, 7)
+    query, keys, values = torch.randn(2, 3, 6), torch.randn(2, 4, 5), torch.randn(2, 4, 2)
+    out, weights = attn(query, keys, values)
+    expected_scores = torch.stack([
+        torch.stack([attn.v(torch.tanh(attn.w_q(query[b, i]) + attn.w_k(keys[b, j]))).squeeze(-1)
+                     for j in range(4)], dim=-1)
+        for b in range(2) for i in range(3)
+    ]).reshape(2, 3, 4)
+    torch.testing.assert_close(weights, torch.softmax(expected_scores, -1))
+    torch.testing.assert_close(out, weights @ values)
+    keep = torch.tensor([[True, True, False, False], [False, False, False, False]])[:, None, :]
+    out, weights = attn(query, keys, values, mask=keep)
+    assert (weights[0, :, 2:] == 0).all() and (weights[1] == 0).all() and (out[1] == 0).all()
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(3))

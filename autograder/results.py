@@ -1,0 +1,117 @@
+"""What grading one submission produced, stored as JSON next to the course's other files.
+
+``COURSE_DIR/results/ASSIGNMENT/STUDENT.json`` holds one :class:`SubmissionResult`; the grades
+table, the feedback pages and the exports are all made from these files, so each step can be
+re-run on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nbformat import NotebookNode
+
+from autograder.assemble import nbgrader_meta
+from autograder.guard import MARKER
+
+
+@dataclass
+class TestResult:
+    grade_id: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str = ""  # the failure's "ExceptionName: message", never the test's source
+
+
+@dataclass
+class SubmissionResult:
+    student_id: str
+    assignment: str
+    score: float
+    max_score: float
+    status: str  # "graded", "flagged: <reason>" or "error: <reason>"
+    tests: list[TestResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    submission_sha256: str = ""
+    cache_key: str = ""
+    seconds: float = 0.0
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)  # never a half-written result
+
+    @classmethod
+    def load(cls, path: Path) -> SubmissionResult:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["tests"] = [TestResult(**t) for t in data.get("tests", [])]
+        return cls(**data)
+
+
+def result_path(course_dir: Path, assignment: str, student: str) -> Path:
+    return course_dir / "results" / assignment / f"{student}.json"
+
+
+def load_results(course_dir: Path, assignment: str | None = None) -> list[SubmissionResult]:
+    pattern = f"{assignment}/*.json" if assignment else "*/*.json"
+    return [SubmissionResult.load(p) for p in sorted((course_dir / "results").glob(pattern))]
+
+
+def max_score(source: NotebookNode) -> float:
+    return float(sum(nbgrader_meta(c).get("points", 0) for c in source.cells if nbgrader_meta(c).get("grade")))
+
+
+def score_tests(executed: NotebookNode, source: NotebookNode) -> list[TestResult]:
+    """One TestResult per graded cell of ``source``: full points unless its cell raised.
+
+    Only an exception fails a test. Text on stderr (a warning from the student's code, a
+    progress bar) does not: nbgrader's own rule, any stderr output fails the cell, would take
+    points from correct answers.
+    """
+    executed_by_id = {nbgrader_meta(c).get("grade_id"): c for c in executed.cells if nbgrader_meta(c).get("grade")}
+    tests = []
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        if not meta.get("grade"):
+            continue
+        points = float(meta.get("points", 0))
+        ran = executed_by_id.get(meta["grade_id"])
+        if ran is None:
+            tests.append(TestResult(meta["grade_id"], 0.0, points, False, "this test did not run"))
+            continue
+        errors = [o for o in ran.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            message = f"{errors[0].get('ename', 'Error')}: {errors[0].get('evalue', '')}"
+            tests.append(TestResult(meta["grade_id"], 0.0, points, False, message[:4000]))
+        elif ran.get("execution_count") is None and not ran.get("outputs"):
+            tests.append(TestResult(meta["grade_id"], 0.0, points, False, "this test did not run"))
+        else:
+            tests.append(TestResult(meta["grade_id"], points, points, True))
+    return tests
+
+
+def tamper_reports(executed: NotebookNode) -> list[str]:
+    reports = []
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            for line in str(output.get("text", "")).splitlines():
+                if line.startswith(MARKER):
+                    reports.append(line[len(MARKER):].strip())
+    return reports
+
+
+def output_bytes(executed: NotebookNode) -> int:
+    return sum(len(json.dumps(o)) for c in executed.cells for o in c.get("outputs", []))
+
+
+def ran_out_of_memory(executed: NotebookNode) -> bool:
+    for cell in executed.cells:
+        for output in cell.get("outputs", []):
+            text = f"{output.get('ename', '')} {output.get('evalue', '')}"
+            if "MemoryError" in text or "can't allocate memory" in text or "not enough memory" in text:
+                return True
+    return False

@@ -1,0 +1,93 @@
+"""The checks that exercise test cells are written with."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llm_foundations.attention import MultiHeadAttention, scaled_dot_product_attention
+from llm_foundations.testing import (
+    call,
+    expect_close,
+    expect_own_implementation,
+    expect_raises,
+    expect_rows_sum_to_one,
+    expect_shape,
+    forbid_builtins,
+    scaled_dot_product_attention_mistakes,
+)
+
+
+def test_expect_close_reports_expected_got_and_the_matching_mistake():
+    q, k, v = torch.randn(2, 3, 8), torch.randn(2, 4, 8), torch.randn(2, 4, 5)
+    mistakes = scaled_dot_product_attention_mistakes(q, k, v)
+    wrong_out, _ = mistakes["the scores are not divided by sqrt(d_k)"]
+    right, _ = scaled_dot_product_attention(q, k, v)
+    with pytest.raises(AssertionError) as failure:
+        expect_close(wrong_out, right, "the output", hints={m: o for m, (o, w) in mistakes.items()})
+    message = str(failure.value)
+    assert "expected tensor of shape (2, 3, 5)" in message and "got      tensor" in message
+    assert "not divided by sqrt(d_k)" in message
+    expect_close(right.clone(), right, "the output")  # passes silently
+
+
+def test_expect_close_explains_nan_and_shape_mistakes():
+    with pytest.raises(AssertionError, match="NaN"):
+        expect_close(torch.tensor([float("nan"), 1.0]), torch.tensor([0.0, 1.0]), "x")
+    with pytest.raises(AssertionError, match="wrong order"):
+        expect_close(torch.zeros(3, 2), torch.zeros(2, 3), "x")
+    with pytest.raises(AssertionError, match="expected a torch.Tensor"):
+        expect_close([1.0], torch.zeros(1), "x")
+    with pytest.raises(AssertionError, match=r"expected shape \(4,\)"):
+        expect_shape(torch.zeros(3), (4,), "x")
+
+
+def test_checks_do_not_trust_a_patched_allclose(monkeypatch):
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    with pytest.raises(AssertionError):
+        expect_close(torch.ones(2), torch.zeros(2), "x")
+
+
+def test_rows_sum_to_one_and_raises():
+    expect_rows_sum_to_one(torch.softmax(torch.randn(3, 4), -1), "w")
+    with pytest.raises(AssertionError, match="dim=-1"):
+        expect_rows_sum_to_one(torch.softmax(torch.randn(3, 4), 0), "w")
+    expect_raises(ValueError, lambda: int("x"), "int('x')")
+    with pytest.raises(AssertionError, match="nothing was raised"):
+        expect_raises(ValueError, lambda: 1, "f")
+    with pytest.raises(AssertionError, match="got TypeError"):
+        expect_raises(ValueError, lambda: len(1), "f")
+
+
+@pytest.mark.parametrize("builtin", [
+    lambda q: F.scaled_dot_product_attention(q, q, q),
+    lambda q: torch._C._nn.scaled_dot_product_attention(q, q, q),
+    lambda q: torch.ops.aten._scaled_dot_product_attention_math(q, q, q),
+    lambda q: nn.MultiheadAttention(4, 2, batch_first=True).eval()(q, q, q),
+], ids=["functional", "C binding", "aten op", "nn.MultiheadAttention"])
+def test_forbid_builtins_catches_every_route_to_fused_attention(builtin):
+    q = torch.randn(2, 3, 4)
+    with pytest.raises(AssertionError, match="built-in attention"), torch.no_grad():
+        with forbid_builtins("this answer"):
+            builtin(q)
+
+
+def test_forbid_builtins_lets_hand_written_attention_through():
+    q = torch.randn(2, 3, 4)
+    with forbid_builtins("ours"):
+        scaled_dot_product_attention(q, q, q, torch.ones(3, 3, dtype=torch.bool))
+        MultiHeadAttention(4, 2)(q, q, q)
+
+
+def test_own_implementation_and_call_hints():
+    with pytest.raises(AssertionError, match="reference package"):
+        expect_own_implementation(scaled_dot_product_attention, "sdpa")
+    expect_own_implementation(lambda: None, "mine")
+
+    def stub():
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="not written this part yet"):
+        call(stub, what="stub()")
+    with pytest.raises(AssertionError, match="contiguous"):
+        call(lambda: torch.zeros(2, 3).t().view(6), what="view")
