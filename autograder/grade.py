@@ -41,6 +41,7 @@ from autograder.results import (
     result_path,
     score_tests,
     tamper_reports,
+    timed_out,
 )
 
 GRADES_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
@@ -117,6 +118,8 @@ def grade_one(
     errors = []
     if run.problem:
         errors.append(run.problem)
+    if run.notebook is not None and timed_out(run.notebook):
+        errors.append(f"time limit: a cell ran longer than {limits.cell_seconds} s")
     if run.notebook is not None and ran_out_of_memory(run.notebook):
         errors.append(f"memory limit: the code needed more than {limits.memory_mb} MiB")
     if run.notebook is not None and output_bytes(run.notebook) > limits.output_bytes:

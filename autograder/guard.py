@@ -130,10 +130,10 @@ def check() -> list[str]:
     return changed
 
 
-INSTALL_CELL = "__import__('autograder.guard').guard.install(globals())"
-CHECK_CELL = "__import__('autograder.guard').guard.check()"
+INSTALL_CELL = "__import__('autograder.guard').guard.install(globals());"
+CHECK_CELL = "__import__('autograder.guard').guard.check();"
 
 
 def remember_cell(names: list[str]) -> str:
-    return f"__import__('autograder.guard').guard.remember_locked_names({names!r})"
+    return f"__import__('autograder.guard').guard.remember_locked_names({names!r});"
 

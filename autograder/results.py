@@ -115,3 +115,9 @@ def ran_out_of_memory(executed: NotebookNode) -> bool:
             if "MemoryError" in text or "can't allocate memory" in text or "not enough memory" in text:
                 return True
     return False
+
+
+def timed_out(executed: NotebookNode) -> bool:
+    # nbclient interrupts a cell that runs past its limit: the kernel reports KeyboardInterrupt
+    return any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt")
+               for c in executed.cells for o in c.get("outputs", []))

@@ -118,6 +118,33 @@ def merge_heads(x: Tensor) -> Tensor:
     return x.transpose(-3, -2).flatten(-2)  # (B, L, H * d_head)
 
 
+class KVCache:
+    """The keys and values one attention layer has computed for the positions seen so far.
+
+    During generation each new token only needs its own query; its keys and values are
+    appended here and every earlier one is reused instead of recomputed (chapter 9).
+
+    Shape:
+        - keys, values: ``(B, H, T, d_head)`` with ``T`` the number of cached positions
+    """
+
+    def __init__(self) -> None:
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.keys is None else self.keys.size(-2)
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new positions' keys and values; return all of them, ``(B, H, T + L, d_head)``."""
+        if self.keys is None:
+            self.keys, self.values = k, v
+        else:
+            self.keys = torch.cat([self.keys, k], dim=-2)
+            self.values = torch.cat([self.values, v], dim=-2)
+        return self.keys, self.values
+
+
 class MultiHeadAttention(nn.Module):
     r"""Multi-head attention (Vaswani et al., 2017, §3.2.2).
 
@@ -154,7 +181,8 @@ class MultiHeadAttention(nn.Module):
         self.attn_weights: Tensor | None = None
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """Attend from ``query`` to ``key``/``value``.
 
@@ -164,7 +192,11 @@ class MultiHeadAttention(nn.Module):
             value: what is read from each key position (usually ``key`` itself).
             mask: optional boolean mask, **True where a query may attend to a key**; it must
                 broadcast to ``(B, H, L_q, L_k)``: e.g. ``(L_q, L_k)`` for a causal mask or
-                ``(B, 1, 1, L_k)`` for a padding mask.
+                ``(B, 1, 1, L_k)`` for a padding mask. With a ``cache``, ``L_k`` counts the
+                cached positions too.
+            cache: optional :class:`KVCache` of earlier positions (self-attention during
+                generation): the new keys and values are appended to it and the queries attend
+                to all of them.
 
         Shape:
             - query: ``(B, L_q, d_model)``
@@ -179,6 +211,8 @@ class MultiHeadAttention(nn.Module):
         q = split_heads(self.w_q(query), self.n_heads)  # (B, H, L_q, d_head)
         k = split_heads(self.w_k(key), self.n_heads)  # (B, H, L_k, d_head)
         v = split_heads(self.w_v(value), self.n_heads)  # (B, H, L_k, d_head)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, T + L_k, d_head)
         weights = attention_weights(q, k, mask)  # (B, H, L_q, L_k)
         self.attn_weights = weights.detach()
         heads = self.dropout(weights) @ v  # (B, H, L_q, d_head)

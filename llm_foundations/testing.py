@@ -82,7 +82,7 @@ def expect_close(
     diff = (got_cpu - expected_cpu).abs().nan_to_num(float("inf"))
     where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape)) if diff.dim() else ()
     message = (
-        f"{what} is wrong: the largest difference is {float(diff.max()):.4g} at index {where}.\n"
+        f"Wrong values in {what}: the largest difference is {float(diff.max()):.4g} at index {where}.\n"
         f"  expected {_describe(expected_cpu)}\n"
         f"  got      {_describe(got_cpu)}"
     )

@@ -8,6 +8,7 @@ from torch import nn
 
 from llm_foundations.attention import (
     AdditiveAttention,
+    KVCache,
     MultiHeadAttention,
     attention_weights,
     merge_heads,
@@ -205,3 +206,15 @@ def test_additive_attention_matches_formula_and_masks():
     out, weights = attn(query, keys, values, mask=keep)
     assert (weights[0, :, 2:] == 0).all() and (weights[1] == 0).all() and (out[1] == 0).all()
     torch.testing.assert_close(weights[0].sum(-1), torch.ones(3))
+
+
+def test_kv_cache_gives_the_same_outputs_as_recomputing_everything():
+    mha = MultiHeadAttention(16, 4).eval()
+    x = torch.randn(2, 7, 16)
+    causal = torch.ones(7, 7, dtype=torch.bool).tril()
+    full = mha(x, x, x, mask=causal)
+    cache = KVCache()
+    prefix = mha(x[:, :3], x[:, :3], x[:, :3], mask=causal[:3, :3], cache=cache)  # prefill 3 positions
+    steps = [mha(x[:, t : t + 1], x[:, t : t + 1], x[:, t : t + 1], cache=cache) for t in range(3, 7)]
+    torch.testing.assert_close(torch.cat([prefix, *steps], dim=1), full)
+    assert len(cache) == 7 and cache.keys.shape == (2, 4, 7, 4)

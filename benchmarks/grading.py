@@ -1,0 +1,67 @@
+"""Grading throughput: N generated submissions graded with --jobs 1 and --jobs 2, side by side,
+and the grader's overhead per submission against executing the same notebook with nbclient.
+
+    .venv/bin/python benchmarks/grading.py [--students 100] [--assignment 04_self_attention]
+
+Prints a small table; not a test (timings depend on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbclient
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from autograder import grade  # noqa: E402
+from autograder.assemble import assemble, find_answers  # noqa: E402
+from submissions import Answer, build_submission  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=100)
+    parser.add_argument("--assignment", default="04_self_attention")
+    args = parser.parse_args()
+    nb = build_submission(args.assignment, Answer("reference", ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        inbox = Path(tmp) / "inbox"
+        inbox.mkdir()
+        for i in range(args.students):
+            nbformat.write(nb, inbox / f"student{i:03d}_{args.assignment}.ipynb")
+
+        # the same graded notebook, executed directly: the floor any grader pays
+        source = nbformat.read(next((ROOT / "solutions" / args.assignment).glob("*.ipynb")), as_version=4)
+        direct = assemble(source, find_answers(nb, source))
+        runs = 3
+        started = time.perf_counter()
+        for _ in range(runs):
+            nbclient.NotebookClient(nbformat.from_dict(direct), timeout=120, kernel_name="python3").execute()
+        direct_s = (time.perf_counter() - started) / runs
+
+        timings = {}
+        for jobs in (1, 2):
+            course = Path(tmp) / f"course{jobs}"
+            started = time.perf_counter()
+            grade(args.assignment, course, submissions=[inbox], jobs=jobs, force=True)
+            timings[jobs] = time.perf_counter() - started
+
+    per_submission = timings[1] / args.students
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{args.students} submissions of {args.assignment}")
+    print(f"  --jobs 1: {timings[1]:7.1f} s ({per_submission:.2f} s per submission)")
+    print(f"  --jobs 2: {timings[2]:7.1f} s  speed-up {timings[1] / timings[2]:.2f}x")
+    print(f"  nbclient alone: {direct_s:.2f} s per notebook; grader overhead {100 * (per_submission / direct_s - 1):.0f}%")
+
+
+if __name__ == "__main__":
+    main()
