@@ -84,3 +84,14 @@ def test_exercise_pages_open_their_notebook_in_colab(site):
         link = f"https://colab.research.google.com/github/{repo}/blob/{branch}/{path.relative_to(REPO).as_posix()}"
         assert link in page, f"{path.name}: no Colab button pointing at {link}"
         assert "YOUR CODE HERE" in page, f"{path.name}: the page must show the student version"
+
+
+@pytest.mark.slow
+def test_rebuild_without_changes_executes_nothing(site):
+    """The execution cache: a second build with no change re-executes no chapter."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--path-output", str(site.parent)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "Executing notebook" not in result.stdout, "a no-change rebuild executed a notebook again"
