@@ -18,8 +18,9 @@ book: $(VENV)/.installed
 	$(BIN)/jupyter-book build .
 	@echo "Website built: open _build/html/index.html"
 
-## test: install and run the whole test suite on 2 processes
+## test: install (Python packages, and Chromium for the browser test) and run the whole test suite on 2 processes
 test: $(VENV)/.installed
+	.ci/install-browser
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ## release: regenerate exercises/ from solutions/

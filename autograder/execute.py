@@ -38,8 +38,12 @@ class Execution:
     problem: str | None  # None, or why the run did not complete normally
 
 
-def execute(nb: nbformat.NotebookNode, limits: Limits, workdir: Path) -> Execution:
-    """Run ``nb`` in a worker process with ``workdir`` as its current directory."""
+def execute(nb: nbformat.NotebookNode, limits: Limits, workdir: Path, threads: int | None = None) -> Execution:
+    """Run ``nb`` in a worker process with ``workdir`` as its current directory.
+
+    ``threads``: CPU threads the kernel's torch/numpy may use (``OMP_NUM_THREADS``), so that
+    submissions graded side by side do not oversubscribe the cores; None leaves the environment as it is.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
         source, target = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
@@ -50,7 +54,7 @@ def execute(nb: nbformat.NotebookNode, limits: Limits, workdir: Path) -> Executi
         worker = subprocess.Popen(
             [sys.executable, "-m", "autograder.execute", str(source), str(target), str(settings)],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-            env={**os.environ, "AUTOGRADER_EXECUTION": "1", "NBGRADER_EXECUTION": "autograde"},
+            env=_environment(threads),
         )
         try:
             _, stderr = worker.communicate(timeout=limits.submission_seconds)
@@ -67,6 +71,13 @@ def execute(nb: nbformat.NotebookNode, limits: Limits, workdir: Path) -> Executi
             return Execution(None, seconds, f"the kernel or worker crashed ({tail[0][:200]})")
         executed = nbformat.read(target, as_version=4)
         return Execution(executed, seconds, executed.metadata.pop("autograder_problem", None))
+
+
+def _environment(threads: int | None) -> dict[str, str]:
+    env = {**os.environ, "AUTOGRADER_EXECUTION": "1", "NBGRADER_EXECUTION": "autograde"}
+    if threads is not None and "OMP_NUM_THREADS" not in os.environ:  # an instructor's own setting wins
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    return env
 
 
 def _kill_group(pid: int) -> None:

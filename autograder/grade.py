@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -75,9 +76,12 @@ def _sha256(data: bytes) -> str:
 
 def grade_one(
     student: str, assignment: str, submission: Path, source_path: Path, course_dir: Path, limits: Limits,
-    force: bool = False,
+    force: bool = False, threads: int | None = None,
 ) -> SubmissionResult:
-    """Grade one submission (steps 1-5 of the module docstring) and store its result."""
+    """Grade one submission (steps 1-5 of the module docstring) and store its result.
+
+    ``threads``: CPU threads its kernel may use (see :func:`autograder.execute.execute`).
+    """
     source_bytes, raw = source_path.read_bytes(), submission.read_bytes()
     cache_key = _sha256(b"|".join([raw, source_bytes, json.dumps(asdict(limits)).encode(), _PIPELINE_VERSION.encode()]))
     stored = result_path(course_dir, assignment, student)
@@ -105,7 +109,7 @@ def grade_one(
         flags.append("no answers found in the notebook (is it the right assignment?)")
 
     notebook = instrument(assemble.assemble(source, answers), source)
-    run = execute(notebook, limits, course_dir / "autograded" / student / assignment)
+    run = execute(notebook, limits, course_dir / "autograded" / student / assignment, threads=threads)
     result.seconds = round(run.seconds, 2)
     if run.notebook is not None:
         result.tests = score_tests(run.notebook, source)
@@ -172,9 +176,12 @@ def grade(
     if submissions:
         collect(assignment, submissions, course_dir, repo=repo)
     work = submissions_of(course_dir, assignment)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    jobs = max(1, jobs)
+    # Parallel kernels share the cores: more threads than cores makes every one of them slower.
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = list(pool.map(
-            lambda item: grade_one(item[0], assignment, item[1], source_path, course_dir, limits, force),
+            lambda item: grade_one(item[0], assignment, item[1], source_path, course_dir, limits, force, threads),
             work.items(),
         ))
     return write_grades(course_dir, assignment, results)

@@ -1,11 +1,81 @@
+"""Test session setup.
+
+Every kernel the tests start (the site build's chapters, the graded exercises, the zoo) imports
+the course package from a plain, non-editable install made at the start of the session, as a
+student's Colab runtime would after its setup cell: a notebook that only works next to the
+repository's files fails here. The pytest processes themselves keep importing from the checkout.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import matplotlib
+import pytest
 
 # Tests that draw in this process draw off screen. (Not through MPLBACKEND: notebook kernels
 # started by the tests inherit the environment and would then show no figures.)
 matplotlib.use("Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+_PACKAGE_DIR = "COURSE_TEST_PACKAGE_DIR"
+
+
+def _install_package() -> Path:
+    """``pip install --target`` the course package (not editable) into a fresh folder."""
+    target = Path(tempfile.mkdtemp(prefix="course-package-"))
+    with tempfile.TemporaryDirectory(prefix="course-build-") as build:
+        source = Path(build) / "src"  # a copy, so that the build leaves nothing in the checkout
+        shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "_build", "*.egg-info", "build", "__pycache__", ".pytest_cache", ".hypothesis"))
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+             "--target", str(target), str(source)],
+            capture_output=True, text=True,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"could not install the course package for the tests:\n{result.stderr[-2000:]}")
+    # Students install the package for llm_foundations; the autograder, which finds solutions/ next to
+    # its own files, is the instructor's tool and stays the checkout's.
+    shutil.rmtree(target / "autograder", ignore_errors=True)
+    return target
+
+
+def pytest_configure(config):
+    # Tests run two workers on two cores, each starting kernels: one thread per kernel avoids
+    # oversubscription (torch's small matrices gain little from a second thread anyway).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): install once
+        os.environ[_PACKAGE_DIR] = str(_install_package())
+        config._course_package_owner = True
+        if getattr(config.option, "numprocesses", None):
+            return  # xdist workers, started later, inherit the environment: each sets PYTHONPATH itself
+    # For the kernels and tools this process starts (not for this process, already running).
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.environ[_PACKAGE_DIR], os.environ.get("PYTHONPATH", "")) if p)
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "_course_package_owner", False):
+        shutil.rmtree(os.environ.pop(_PACKAGE_DIR), ignore_errors=True)
 
 
 def pytest_sessionfinish(session, exitstatus):
     # pytest exits 5 when it collected no tests; for this project that is a failure, never a pass.
     if exitstatus == 5:
         session.exitstatus = 1
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory) -> Path:
+    """The website, built once per session into a temporary folder: returns its ``_build``."""
+    output = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--path-output", str(output)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return output / "_build"

@@ -11,18 +11,11 @@ import pytest
 
 from notebooks import REPO, chapter_notebooks, exercise_notebooks, github_repository, read, toc_files
 
+# One worker builds the site (the session-scoped ``site`` fixture of conftest.py) and runs every
+# test that reads it, here and in test_browser.py.
+pytestmark = pytest.mark.xdist_group("site")
+
 CHAPTER_SECONDS = 180  # the target is about a minute on 2 cores; the margin is for a loaded CI machine
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    output = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--path-output", str(output)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return output / "_build"
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,13 @@ def test_first_code_cell_installs_the_course_on_colab_only(path):
     assert urls == [(repo, branch)], f"{path.name}: setup cell installs {urls}, _config.yml says {repo}@{branch}"
 
 
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_pages_hide_the_colab_setup_cell(path):
+    """Readers of the website start with the chapter, not with a pip command for Colab."""
+    first = next(c for c in read(path).cells if c.cell_type == "code")
+    assert "remove-cell" in first.metadata.get("tags", []), f"{path.name}: tag the setup cell 'remove-cell'"
+
+
 def test_every_chapter_and_exercise_is_in_the_table_of_contents():
     listed = set(toc_files())
     for path in chapter_notebooks() + exercise_notebooks():
