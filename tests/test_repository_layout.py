@@ -25,6 +25,32 @@ def test_chapter_pages_hide_the_colab_setup_cell(path):
     assert "remove-cell" in first.metadata.get("tags", []), f"{path.name}: tag the setup cell 'remove-cell'"
 
 
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_pages_open_with_their_title(path):
+    first = read(path).cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# "), f"{path.name}: put the title cell first"
+
+
+_FIGURE_CALL = re.compile(r"plt\.show\(\)|draw_transformer\(|plot_attention\(")
+
+
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_chapter_shape_and_figure_captions(path):
+    """Every chapter: what you will build, a summary, its exercise in Colab, the next chapter; a
+    caption (an italic line) right after every cell that draws a figure, for readers and screen readers."""
+    cells = read(path).cells
+    text = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    last = path == chapter_notebooks()[-1]
+    for part in ("What you will build", "## Summary", "## Exercise", "https://colab.research.google.com/github/",
+                 *(() if last else ("**Next:**",))):
+        assert part in text, f"{path.name} has no {part!r}"
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and _FIGURE_CALL.search(cell.source):
+            after = cells[i + 1] if i + 1 < len(cells) else None
+            caption = after is not None and after.cell_type == "markdown" and re.match(r"\*[^*]", after.source.lstrip())
+            assert caption, f"{path.name}: the figure of cell {i} has no caption (an italic markdown line after it)"
+
+
 def test_every_chapter_and_exercise_is_in_the_table_of_contents():
     listed = set(toc_files())
     for path in chapter_notebooks() + exercise_notebooks():
@@ -48,3 +74,21 @@ def test_package_is_installable_without_the_course_tooling():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[<>=!\[ ]", d)[0].lower() for d in project["dependencies"]}
     assert names == {"torch", "numpy", "matplotlib", "tqdm"}
+
+
+# The works the course's talk cites: each must be in the bibliography and cited by some page.
+TALK_REFERENCES = {
+    "vaswani2017attention": "Attention Is All You Need", "mikolov2013efficient": "word2vec",
+    "pennington2014glove": "GloVe", "bojanowski2017enriching": "fastText", "shaw2018self": "relative positions",
+    "su2024roformer": "RoFormer (RoPE)", "bahdanau2015neural": "additive attention", "cho2014learning": "RNN encoder-decoder",
+    "he2016deep": "ResNet", "jang2017categorical": "Gumbel-Softmax", "holtzman2020curious": "nucleus sampling",
+    "devlin2019bert": "BERT", "brown2020language": "GPT-3",
+}
+
+
+def test_the_talks_references_are_in_the_bibliography_and_cited():
+    bib = (REPO / "book" / "references.bib").read_text(encoding="utf-8")
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in [*chapter_notebooks(), *(REPO / "book").glob("*.md")])
+    for key, work in TALK_REFERENCES.items():
+        assert re.search(rf"@\w+\{{{key},", bib), f"{work} ({key}) is not in book/references.bib"
+        assert re.search(rf"\{{cite[pt]?\}}`[^`]*\b{key}\b", pages), f"{work} ({key}) is never cited"
