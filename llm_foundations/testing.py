@@ -221,14 +221,23 @@ _ERROR_HINTS = {
 }
 
 
-def call(fn: Callable, *args, what: str, **kwargs):
-    """Call the student's ``fn``; if it raises, fail with the error and, when it is a known one, a hint."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 - turned into a teaching failure
-        text = f"{type(error).__name__}: {error}"
-        hint = next((h for key, h in _ERROR_HINTS.items() if key in text), "")
-        raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
+def hinted_call(hints: Mapping[str, str]) -> Callable:
+    """A :func:`call` that also knows a chapter's own hints: ``{text in the error: hint}``."""
+    known = {**_ERROR_HINTS, **hints}
+
+    def call(fn: Callable, *args, what: str, **kwargs):
+        """Call the student's ``fn``; if it raises, fail with the error and, when it is a known one, a hint."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - turned into a teaching failure
+            text = f"{type(error).__name__}: {error}"
+            hint = next((h for key, h in known.items() if key in text), "")
+            raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
+
+    return call
+
+
+call = hinted_call({})
 
 
 def pytorch_multihead_twin(mha: torch.nn.Module) -> torch.nn.MultiheadAttention:

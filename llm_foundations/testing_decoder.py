@@ -29,6 +29,7 @@ import llm_foundations.attention as _attention
 import llm_foundations.decoder as _reference
 import llm_foundations.testing as _testing
 from llm_foundations.positional import sinusoidal_positional_encoding
+from llm_foundations.testing_encoder import randomize_norms  # noqa: F401 - the decoder's tests use it too
 
 __all__ = [
     "CachedDecoding",
@@ -103,18 +104,6 @@ def decoder_layer_norms(layer: nn.Module, d_model: int) -> list[nn.Module]:
                 and tuple(weight.shape) == (d_model,) and tuple(bias.shape) == (d_model,)):
             found.append(module)
     return found
-
-
-def randomize_norms(module: nn.Module, d_model: int, generator: torch.Generator) -> None:
-    """Give every LayerNorm-like submodule (weight and bias of shape ``(d_model,)``) random values,
-    so that tests notice which norm is applied where (the defaults, ones and zeros, hide it)."""
-    with torch.no_grad():
-        for sub in module.modules():
-            weight, bias = getattr(sub, "weight", None), getattr(sub, "bias", None)
-            if isinstance(weight, nn.Parameter) and isinstance(bias, nn.Parameter) and weight.shape == (d_model,) \
-                    and bias.shape == (d_model,) and not isinstance(sub, nn.Linear):
-                weight.copy_(0.5 + torch.rand(d_model, generator=generator).to(weight))
-                bias.copy_(0.3 * torch.randn(d_model, generator=generator).to(bias))
 
 
 def decoder_layer_param_count(d_model: int, d_ff: int) -> int:
@@ -767,12 +756,5 @@ _ERROR_HINTS = {
 }
 
 
-def call(fn: Callable, *args, what: str, **kwargs):
-    """Like :func:`llm_foundations.testing.call`, with this chapter's hints for known errors."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 - turned into a teaching failure
-        text = f"{type(error).__name__}: {error}"
-        hints = {**_testing._ERROR_HINTS, **_ERROR_HINTS}
-        hint = next((h for key, h in hints.items() if key in text), "")
-        raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
+#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
+call = _testing.hinted_call(_ERROR_HINTS)

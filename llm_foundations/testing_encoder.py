@@ -500,12 +500,5 @@ _ERROR_HINTS = {
 }
 
 
-def call(fn: Callable, *args, what: str, **kwargs):
-    """Like :func:`llm_foundations.testing.call`, with this chapter's hints for known errors."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 - turned into a teaching failure
-        text = f"{type(error).__name__}: {error}"
-        hints = {**_testing._ERROR_HINTS, **_ERROR_HINTS}
-        hint = next((h for key, h in hints.items() if key in text), "")
-        raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
+#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
+call = _testing.hinted_call(_ERROR_HINTS)

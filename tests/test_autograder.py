@@ -8,7 +8,6 @@ import hashlib
 import json
 import shutil
 import zipfile
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from notebooks import REPO, chapter_notebooks, exercise_notebooks, github_repository, read, toc_files
+from notebooks import REPO, chapter_notebooks, exercise_notebooks, github_repository, toc_files
 
 # One worker builds the site (the session-scoped ``site`` fixture of conftest.py) and runs every
 # test that reads it, here and in test_browser.py.

@@ -42,7 +42,6 @@ def graded_class(assignment: str, tmp_root: Path) -> dict[str, dict[str, str]]:
     """Grade one whole class for ``assignment`` (once per session) and return its CSV rows by student."""
     if assignment in _GRADED:
         return _GRADED[assignment]
-    module = ZOOS[assignment]
     inbox = tmp_root / "inbox"
     solution, _ = notebook_paths(assignment)
     class_list: dict[str, nbformat.NotebookNode | None] = {
