@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "BOS", "EOS", "FORMATS", "PAD", "VOCAB", "decode_ids", "encode_batch", "format_date", "random_dates",
+    "BOS", "EOS", "FORMATS", "PAD", "VOCAB", "date_batches", "decode_ids", "encode_batch", "exact_match",
+    "format_date", "random_dates",
 ]
 
 PAD, BOS, EOS = 0, 1, 2
@@ -106,6 +107,8 @@ def encode_batch(texts: list[str], bos: bool = False, eos: bool = False, length:
     Returns:
         ``(B, L)`` long tensor.
     """
+    if not texts:
+        raise ValueError("encode_batch needs at least one text")
     rows = []
     for text in texts:
         unknown = sorted(set(text) - set(_INDEX))
