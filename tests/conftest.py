@@ -71,11 +71,25 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The website, built once per session into a temporary folder: returns its ``_build``."""
-    output = tmp_path_factory.mktemp("site")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--path-output", str(output)],
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    """The website, built once per test run into a temporary folder: returns its ``_build``.
+
+    The tests that read it share one xdist group, but a lock makes sure that even two workers
+    asking for it build it only once (the build executes every chapter: minutes).
+    """
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # each worker has a folder of its own inside this run's folder
+    output = shared / "site"
+    with open(shared / "site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (output / "built").exists():
+            result = subprocess.run(
+                [str(Path(sys.executable).parent / "jupyter-book"), "build", str(REPO), "--path-output", str(output)],
+                capture_output=True, text=True,
+            )
+            assert result.returncode == 0, (
+                f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            (output / "built").touch()
     return output / "_build"
