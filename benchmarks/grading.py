@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from autograder import grade  # noqa: E402
+from common import verdict  # noqa: E402
 from autograder.assemble import assemble, find_answers  # noqa: E402
 from submissions import Answer, build_submission  # noqa: E402
 
@@ -59,8 +60,11 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{args.students} submissions of {args.assignment}")
     print(f"  --jobs 1: {timings[1]:7.1f} s ({per_submission:.2f} s per submission)")
-    print(f"  --jobs 2: {timings[2]:7.1f} s  speed-up {timings[1] / timings[2]:.2f}x")
-    print(f"  nbclient alone: {direct_s:.2f} s per notebook; grader overhead {100 * (per_submission / direct_s - 1):.0f}%")
+    speedup = timings[1] / timings[2]
+    overhead = per_submission / direct_s - 1
+    print(f"  --jobs 2: {timings[2]:7.1f} s  speed-up {speedup:.2f}x  {verdict(speedup >= 1.7)} (target >= 1.7x)")
+    print(f"  nbclient alone: {direct_s:.2f} s per notebook; grader overhead {100 * overhead:.0f}%  "
+          f"{verdict(overhead <= 0.25)} (target <= 25%)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import CodeType
 
 import torch
 from torch import Tensor
@@ -138,6 +140,13 @@ def expect_raises(error: type[BaseException], call: Callable[[], object], what: 
     raise AssertionError(f"{what}: expected {error.__name__}, but nothing was raised" + (f". Hint: {hint}" if hint else ""))
 
 
+def _fill(message: str, **values: str) -> str:
+    # not str.format: a message may quote code with braces in it
+    for key, value in values.items():
+        message = message.replace("{" + key + "}", value)
+    return message
+
+
 class _RecordTorchCalls(TorchFunctionMode):
     def __init__(self, names: list[str]):
         super().__init__()
@@ -149,8 +158,8 @@ class _RecordTorchCalls(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def forbid_builtins(what: str, forbidden: tuple[str, ...] = BUILTIN_ATTENTION) -> Iterator[None]:
-    """Fail if the code run inside the block calls one of PyTorch's built-ins named in ``forbidden``.
+def record_torch_calls() -> Iterator[list[str]]:
+    """Record the name of every torch function and tensor method called inside the block.
 
     A :class:`~torch.overrides.TorchFunctionMode` sees every call of a torch function, whatever
     the module it was reached through (``F.``, ``torch._C._nn.``, ``torch.ops.aten.``, or inside
@@ -159,14 +168,89 @@ def forbid_builtins(what: str, forbidden: tuple[str, ...] = BUILTIN_ATTENTION) -
     """
     names: list[str] = []
     with _RecordTorchCalls(names):
+        yield names
+
+
+@contextlib.contextmanager
+def forbid_torch_functions(what: str, forbidden: Sequence[str], message: str) -> Iterator[None]:
+    """Fail if the code run inside the block calls a torch function whose name contains one of ``forbidden``.
+
+    Args:
+        what: the student's function, for the message.
+        forbidden: name fragments, e.g. ``("cosine_similarity",)``.
+        message: the failure, with ``{what}`` and ``{used}`` (the built-ins called) filled in.
+    """
+    with record_torch_calls() as names:
         yield
     used = sorted({n for n in names if any(f in n for f in forbidden)})
     if used:
-        raise AssertionError(
-            f"{what} calls PyTorch's built-in attention ({', '.join(used)}). This exercise asks you "
-            "to build it yourself from matrix products and a softmax; the built-in is what the "
-            "tests compare you with."
-        )
+        raise AssertionError(_fill(message, what=what, used=", ".join(used)))
+
+
+@contextlib.contextmanager
+def forbid_builtins(what: str, forbidden: tuple[str, ...] = BUILTIN_ATTENTION) -> Iterator[None]:
+    """Fail if the code run inside the block calls one of PyTorch's built-in attentions named in ``forbidden``."""
+    with forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in attention ({used}). This exercise "
+                                "asks you to build it yourself from matrix products and a softmax; the built-in is "
+                                "what the tests compare you with."):
+        yield
+
+
+#: What a test says when the student's code ran the course's reference: ``{what}`` and ``{name}`` are filled in.
+CALLS_REFERENCE = (
+    "{what} calls the course's reference code ({name}). Write your own version in the notebook: "
+    "the reference is what the tests compare you with."
+)
+
+
+def codes_of(functions: Iterable[Callable]) -> Callable[[CodeType], bool]:
+    """A rule's matcher for :func:`forbid_calls`: the code of any of ``functions`` (decorators unwrapped)."""
+    codes = set()
+    for function in functions:
+        while hasattr(function, "__wrapped__"):
+            function = function.__wrapped__
+        codes.add(function.__code__)
+    return codes.__contains__
+
+
+@contextlib.contextmanager
+def forbid_calls(what: str, rules: Sequence[tuple[Callable[[CodeType], bool], str]]) -> Iterator[None]:
+    """Fail if the code run inside the block makes a Python call that one of ``rules`` forbids.
+
+    Each rule is ``(matches, message)``: ``matches(code)`` says whether a call of that code object
+    is forbidden, and ``message`` is the failure, with ``{what}`` and ``{name}`` (the called
+    function's module and qualified name) filled in. The first forbidden call is reported.
+
+    A profile hook sees every Python call, however the function was reached (an import under
+    another name, a subclass that inherits ``forward``, a wrapper), so an answer that forwards to
+    the reference does not earn the points. If the block fails after a forbidden call, the
+    forbidden call is what the student is told about: it is the cause. A profile hook set
+    before the block keeps seeing every call.
+    """
+    called: list[tuple[str, str]] = []
+    previous = sys.getprofile()
+
+    def profiler(frame, event, arg):
+        if event == "call" and not called:
+            code = frame.f_code
+            for matches, message in rules:
+                if matches(code):
+                    called.append((message, f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
+                    break
+        if callable(previous):
+            previous(frame, event, arg)
+
+    sys.setprofile(profiler)
+    try:
+        yield
+    except Exception:
+        if not called:
+            raise
+    finally:
+        sys.setprofile(previous)
+    if called:
+        message, name = called[0]
+        raise AssertionError(_fill(message, what=what, name=name))
 
 
 def scaled_dot_product_attention_mistakes(

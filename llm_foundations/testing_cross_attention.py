@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from collections.abc import Iterator
 
 import torch
@@ -177,31 +176,13 @@ def forbid_reference(what: str, task: str) -> Iterator[None]:
     """Fail if the code run inside the block calls the course's reference answer to ``task``
     (a key of :data:`REFERENCE_FUNCTIONS`) or any checking helper of this module.
 
-    A profiler hook sees every Python call, however the function was reached (an import under
-    another name, a subclass that inherits ``forward``, a wrapper), so an answer that forwards
-    to the reference does not earn the points. Everything else in the package stays allowed
+    See :func:`llm_foundations.testing.forbid_calls`. Everything else in the package stays allowed
     (``cross_attend`` uses the chapter-4 ``MultiHeadAttention`` on purpose).
     """
-    forbidden = {f.__code__ for f in REFERENCE_FUNCTIONS[task]}
-    forbidden |= {f.__code__ for f in (additive_attention_loop, additive_attention_mistakes,
-                                        cross_attend_mistakes, padding_mask_mistakes)}
-    called: list[str] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and not called and frame.f_code in forbidden:
-            called.append(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_qualname}")
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
+    forbidden = _testing.codes_of((*REFERENCE_FUNCTIONS[task], additive_attention_loop, additive_attention_mistakes,
+                                   cross_attend_mistakes, padding_mask_mistakes))
+    with _testing.forbid_calls(what, [(forbidden, _testing.CALLS_REFERENCE)]):
         yield
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise AssertionError(
-            f"{what} calls the course's reference code ({called[0]}). Write your own version in the "
-            "notebook: the reference is what the tests compare you with."
-        )
 
 
 #: What a wrong shape of ``padding_mask`` probably means.

@@ -29,7 +29,7 @@ import llm_foundations.attention as _attention
 import llm_foundations.decoder as _reference
 import llm_foundations.testing as _testing
 from llm_foundations.positional import sinusoidal_positional_encoding
-from llm_foundations.testing_encoder import randomize_norms  # noqa: F401 - the decoder's tests use it too
+from llm_foundations.testing_encoder import embedding_weight, randomize_norms  # noqa: F401 - the decoder's tests use randomize_norms too
 
 __all__ = [
     "CachedDecoding",
@@ -319,16 +319,6 @@ def _post(x, sa, ca, ffn, n1, n2, n3):
 # the decoder stack
 
 
-def _embedding_weight(decoder: nn.Module, vocab_size: int, d_model: int) -> Tensor:
-    found = [p for p in decoder.parameters() if tuple(p.shape) == (vocab_size, d_model)]
-    if len(found) != 1:
-        raise AssertionError(
-            f"expected one embedding matrix of shape (vocab_size, d_model) = {(vocab_size, d_model)} among the "
-            f"decoder's parameters, found {len(found)}. Hint: use TokenEmbedding(vocab_size, d_model)."
-        )
-    return found[0]
-
-
 def decoder_param_count(vocab_size: int, d_model: int, d_ff: int, n_layers: int, norm_first: bool) -> int:
     """Trainable parameters of ``Decoder(...)``: embedding, layers, and the final norm when pre-LN."""
     return vocab_size * d_model + n_layers * decoder_layer_param_count(d_model, d_ff) + (2 * d_model if norm_first else 0)
@@ -363,7 +353,7 @@ def _final_norm(decoder: nn.Module, x: Tensor, d_model: int) -> Tensor:
 
 
 def _decoder_variants(decoder, ids, memory, tgt_mask, memory_mask, vocab_size, d_model, norm_first, only_correct=False):
-    weight = _embedding_weight(decoder, vocab_size, d_model).detach()
+    weight = embedding_weight(decoder, vocab_size, d_model, "decoder").detach()
     length = ids.size(1)
     pe = sinusoidal_positional_encoding(length, d_model, device=weight.device).to(weight.dtype)  # (L_t, d)
     tokens = weight[ids]  # (B, L_t, d)
@@ -677,13 +667,16 @@ _PYTORCH_FUNCTIONS = (nn.TransformerDecoderLayer.forward, nn.TransformerDecoder.
 BUILTIN_DECODER = ("multi_head_attention", "_native_multi_head_attention", "scaled_dot_product_attention")
 
 
-def _pytorch_codes() -> set:
-    codes = {getattr(f, "__code__", None) for f in _PYTORCH_FUNCTIONS}
+def _pytorch_functions() -> tuple:
     private = getattr(sys.modules.get("torch.nn.modules.transformer"), "_generate_square_subsequent_mask", None)
-    if private is not None:
-        codes.add(private.__code__)
-    codes.discard(None)
-    return codes
+    return _PYTORCH_FUNCTIONS + ((private,) if private is not None else ())
+
+
+#: What a test says when the student's code ran PyTorch's own decoder.
+CALLS_PYTORCH = (
+    "{what} calls PyTorch's own decoder or attention ({name}). Build it from the course's MultiHeadAttention, "
+    "FeedForward and ResidualSublayer: PyTorch's module is what the tests compare with."
+)
 
 
 @contextlib.contextmanager
@@ -693,48 +686,17 @@ def forbid_reference(what: str, task: str) -> Iterator[None]:
     (``nn.TransformerDecoderLayer``, ``nn.TransformerDecoder``, ``nn.MultiheadAttention``,
     ``nn.Transformer.generate_square_subsequent_mask``).
 
-    A profiler hook sees every Python call however it was reached (an import under another name,
-    a subclass that inherits ``forward``, a wrapper); PyTorch's fused operators are caught with
-    :func:`llm_foundations.testing.forbid_builtins`. The rest of the package stays allowed: the
-    exercise builds on ``MultiHeadAttention``, ``FeedForward``, ``ResidualSublayer``, ``LayerNorm``,
-    ``TokenEmbedding`` and the positional encodings on purpose.
+    Python calls are caught with :func:`llm_foundations.testing.forbid_calls`, PyTorch's fused
+    operators with :func:`llm_foundations.testing.forbid_builtins`. The rest of the package stays
+    allowed: the exercise builds on ``MultiHeadAttention``, ``FeedForward``, ``ResidualSublayer``,
+    ``LayerNorm``, ``TokenEmbedding`` and the positional encodings on purpose.
     """
-    reference = {f.__code__ for f in REFERENCE_FUNCTIONS[task]}
-    pytorch = _pytorch_codes()
-    helpers = {f.__code__ for f in (decoder_layer_mistakes, decoder_reference, decoder_mistakes,
-                                    pytorch_decoder_layer_twin, pytorch_decoder_layer_output, greedy_reference,
-                                    CachedDecoding.run, course_decoder, course_caches)}
-    called: list[tuple[str, str]] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and not called:
-            code = frame.f_code
-            if code in reference or code in helpers:
-                called.append(("reference", f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
-            elif code in pytorch:
-                called.append(("pytorch", f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
-        with _testing.forbid_builtins(what, forbidden=BUILTIN_DECODER):
-            yield
-    except AssertionError:
-        if not called:
-            raise
-    finally:
-        sys.setprofile(previous)
-    if called:
-        kind, name = called[0]
-        if kind == "reference":
-            raise AssertionError(
-                f"{what} calls the course's reference code ({name}). Write your own version in the notebook: "
-                "the reference is what the tests compare you with."
-            )
-        raise AssertionError(
-            f"{what} calls PyTorch's own decoder or attention ({name}). Build it from the course's "
-            "MultiHeadAttention, FeedForward and ResidualSublayer: PyTorch's module is what the tests compare with."
-        )
+    reference = _testing.codes_of((*REFERENCE_FUNCTIONS[task], decoder_layer_mistakes, decoder_reference,
+                                   decoder_mistakes, pytorch_decoder_layer_twin, pytorch_decoder_layer_output,
+                                   greedy_reference, CachedDecoding.run, course_decoder, course_caches))
+    rules = [(reference, _testing.CALLS_REFERENCE), (_testing.codes_of(_pytorch_functions()), CALLS_PYTORCH)]
+    with _testing.forbid_calls(what, rules), _testing.forbid_builtins(what, forbidden=BUILTIN_DECODER):
+        yield
 
 
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take

@@ -13,17 +13,16 @@ import contextlib
 import math
 import numbers
 import random
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
 import llm_foundations.embeddings as _reference_embeddings
 import llm_foundations.tokenizers as _reference_tokenizers
+import llm_foundations.testing as _testing
 from llm_foundations.tokenizers import bpe_vocabulary, merge_pair
 
 # ----------------------------------------------------------------------------- comparing values
@@ -129,16 +128,6 @@ def call_hinted(fn: Callable, *args, what: str, hints: Mapping[str, str], **kwar
         raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
 
 
-class _RecordTorchCalls(TorchFunctionMode):
-    def __init__(self, names: list[str]):
-        super().__init__()
-        self.names = names
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-
-
 @contextlib.contextmanager
 def forbid_torch_functions(what: str, forbidden: Sequence[str], instead: str) -> Iterator[None]:
     """Fail if the code run inside the block calls a torch function whose name contains one of ``forbidden``.
@@ -148,39 +137,20 @@ def forbid_torch_functions(what: str, forbidden: Sequence[str], instead: str) ->
         forbidden: name fragments, e.g. ``("cosine_similarity",)``.
         instead: what to build it from, for the message.
     """
-    names: list[str] = []
-    with _RecordTorchCalls(names):
+    with _testing.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in {used}, the very thing "
+                                         f"this task asks you to write. Build it yourself from {instead}; the "
+                                         "built-in is what the tests compare you with."):
         yield
-    used = sorted({n for n in names if any(f in n for f in forbidden)})
-    if used:
-        raise AssertionError(
-            f"{what} calls PyTorch's built-in {', '.join(used)}, the very thing this task asks you to "
-            f"write. Build it yourself from {instead}; the built-in is what the tests compare you with."
-        )
 
 
 @contextlib.contextmanager
 def forbid_reference(what: str) -> Iterator[None]:
     """Fail if the code run inside the block calls into the course's reference modules for this chapter
-    (``llm_foundations.tokenizers`` or ``llm_foundations.embeddings``), even through a wrapper."""
+    (``llm_foundations.tokenizers`` or ``llm_foundations.embeddings``), even through a wrapper
+    (see :func:`llm_foundations.testing.forbid_calls`)."""
     files = {_reference_tokenizers.__file__, _reference_embeddings.__file__}
-    called: list[str] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename in files:
-            called.append(frame.f_code.co_name)
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
+    with _testing.forbid_calls(what, [(lambda code: code.co_filename in files, _testing.CALLS_REFERENCE)]):
         yield
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise AssertionError(
-            f"{what} calls the course's reference implementation ({', '.join(sorted(set(called)))}). Write "
-            "your own version in the notebook: the reference is what the tests compare you with."
-        )
 
 
 def expect_finite(got: object, what: str, hint: str = "") -> Tensor:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from collections.abc import Callable, Iterator
 
 import torch
@@ -244,12 +243,13 @@ def input_gradient_map(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 # the encoder stack
 
 
-def _embedding_weight(encoder: nn.Module, vocab_size: int, d_model: int) -> Tensor:
-    found = [p for p in encoder.parameters() if tuple(p.shape) == (vocab_size, d_model)]
+def embedding_weight(stack: nn.Module, vocab_size: int, d_model: int, what: str = "encoder") -> Tensor:
+    """The one ``(vocab_size, d_model)`` parameter of an encoder or decoder ``stack``: its token embedding."""
+    found = [p for p in stack.parameters() if tuple(p.shape) == (vocab_size, d_model)]
     if len(found) != 1:
         raise AssertionError(
             f"expected one embedding matrix of shape (vocab_size, d_model) = {(vocab_size, d_model)} among the "
-            f"encoder's parameters, found {len(found)}. Hint: use TokenEmbedding(vocab_size, d_model)."
+            f"{what}'s parameters, found {len(found)}. Hint: use TokenEmbedding(vocab_size, d_model)."
         )
     return found[0]
 
@@ -279,7 +279,7 @@ def encoder_mistakes(encoder: nn.Module, ids: Tensor, mask: Tensor | None, vocab
 
 
 def _encoder_variants(encoder, ids, mask, vocab_size, d_model, norm_first):
-    weight = _embedding_weight(encoder, vocab_size, d_model).detach()
+    weight = embedding_weight(encoder, vocab_size, d_model).detach()
     length = ids.size(1)
     pe = sinusoidal_positional_encoding(length, d_model, device=weight.device).to(weight.dtype)  # (L, d)
     tokens = weight[ids]  # (B, L, d)
@@ -436,6 +436,11 @@ _PYTORCH_FUNCTIONS = (nn.TransformerEncoderLayer.forward, nn.TransformerEncoder.
                       nn.MultiheadAttention.forward, F.multi_head_attention_forward)
 #: Names of PyTorch's fused encoder and attention operators (seen through a TorchFunctionMode).
 BUILTIN_ENCODER = ("transformer_encoder", "multi_head_attention", "_native_multi_head_attention")
+#: What a test says when the student's code ran PyTorch's own encoder.
+CALLS_PYTORCH = (
+    "{what} calls PyTorch's own encoder or attention ({name}). Build it from the course's MultiHeadAttention, "
+    "FeedForward and ResidualSublayer: PyTorch's module is what the tests compare with."
+)
 
 
 @contextlib.contextmanager
@@ -444,45 +449,17 @@ def forbid_reference(what: str, task: str) -> Iterator[None]:
     of :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own encoder
     (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder``, ``nn.MultiheadAttention``).
 
-    A profiler hook sees every Python call however it was reached (an import under another name,
-    a subclass that inherits ``forward``, a wrapper); PyTorch's fused operators are caught with
-    :func:`llm_foundations.testing.forbid_builtins`. Everything else in the package stays allowed:
-    the exercise builds on ``MultiHeadAttention``, ``FeedForward``, ``ResidualSublayer``,
-    ``TokenEmbedding`` and the positional encodings on purpose.
+    Python calls are caught with :func:`llm_foundations.testing.forbid_calls`, PyTorch's fused
+    operators with :func:`llm_foundations.testing.forbid_builtins`. Everything else in the package
+    stays allowed: the exercise builds on ``MultiHeadAttention``, ``FeedForward``,
+    ``ResidualSublayer``, ``TokenEmbedding`` and the positional encodings on purpose.
     """
-    reference = {f.__code__ for f in REFERENCE_FUNCTIONS[task]}
-    pytorch = {f.__code__ for f in _PYTORCH_FUNCTIONS}
-    helpers = {f.__code__ for f in (encoder_layer_mistakes, encoder_reference, encoder_mistakes,
-                                    pytorch_encoder_layer_twin, pytorch_encoder_layer_output,
-                                    matching_pytorch_encoder_layer_twin)}
-    called: list[tuple[str, str]] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and not called:
-            code = frame.f_code
-            if code in reference or code in helpers:
-                called.append(("reference", f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
-            elif code in pytorch:
-                called.append(("pytorch", f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
-        with _testing.forbid_builtins(what, forbidden=BUILTIN_ENCODER):
-            yield
-    finally:
-        sys.setprofile(previous)
-    if called:
-        kind, name = called[0]
-        if kind == "reference":
-            raise AssertionError(
-                f"{what} calls the course's reference code ({name}). Write your own version in the notebook: "
-                "the reference is what the tests compare you with."
-            )
-        raise AssertionError(
-            f"{what} calls PyTorch's own encoder or attention ({name}). Build it from the course's "
-            "MultiHeadAttention, FeedForward and ResidualSublayer: PyTorch's module is what the tests compare with."
-        )
+    reference = _testing.codes_of((*REFERENCE_FUNCTIONS[task], encoder_layer_mistakes, encoder_reference,
+                                   encoder_mistakes, pytorch_encoder_layer_twin, pytorch_encoder_layer_output,
+                                   matching_pytorch_encoder_layer_twin))
+    rules = [(reference, _testing.CALLS_REFERENCE), (_testing.codes_of(_PYTORCH_FUNCTIONS), CALLS_PYTORCH)]
+    with _testing.forbid_calls(what, rules), _testing.forbid_builtins(what, forbidden=BUILTIN_ENCODER):
+        yield
 
 
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take

@@ -9,16 +9,15 @@ holds the general checks (``expect_close`` and friends).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
 import llm_foundations.layers as _reference
+import llm_foundations.testing as _testing
 
 #: Substrings of the names of PyTorch's normalisation built-ins, as a TorchFunctionMode sees them:
 #: ``F.layer_norm``, ``nn.LayerNorm``, ``torch.layer_norm`` and ``torch.ops.aten.layer_norm`` all
@@ -28,56 +27,23 @@ import llm_foundations.layers as _reference
 BUILTIN_NORMS = ("layer_norm", "group_norm", "batch_norm", "instance_norm", "rms_norm")
 
 
-class _RecordCalls(TorchFunctionMode):
-    def __init__(self, names: list[str]):
-        super().__init__()
-        self.names = names
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-
-
 @contextlib.contextmanager
 def forbid_builtin_norms(what: str, forbidden: Sequence[str] = BUILTIN_NORMS) -> Iterator[None]:
     """Fail if the code run inside the block calls one of PyTorch's normalisation built-ins."""
-    names: list[str] = []
-    with _RecordCalls(names):
+    with _testing.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in normalisation ({used}). "
+                                         "This exercise asks you to compute the mean and the variance yourself "
+                                         "(x.mean, .pow, torch.sqrt, ...); nn.LayerNorm is what the tests compare "
+                                         "you with."):
         yield
-    used = sorted({n for n in names if any(f in n for f in forbidden)})
-    if used:
-        raise AssertionError(
-            f"{what} calls PyTorch's built-in normalisation ({', '.join(used)}). This exercise asks you "
-            "to compute the mean and the variance yourself (x.mean, .pow, torch.sqrt, ...); nn.LayerNorm "
-            "is what the tests compare you with."
-        )
 
 
 @contextlib.contextmanager
 def forbid_reference(what: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference (``llm_foundations.layers``).
-
-    A profiler hook sees every Python call, however the reference was reached (an import under
-    another name, a subclass, a wrapper).
-    """
+    """Fail if the code run inside the block calls the course's reference (``llm_foundations.layers``),
+    however it was reached (see :func:`llm_foundations.testing.forbid_calls`)."""
     filenames = {_reference.__file__, str(Path(_reference.__file__).resolve())}
-    called: list[str] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and not called and frame.f_code.co_filename in filenames:
-            called.append(f"llm_foundations.layers.{getattr(frame.f_code, 'co_qualname', frame.f_code.co_name)}")
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
+    with _testing.forbid_calls(what, [(lambda code: code.co_filename in filenames, _testing.CALLS_REFERENCE)]):
         yield
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise AssertionError(
-            f"{what} calls the course's reference code ({called[0]}). Write your own version in the "
-            "notebook: the reference is what the tests compare you with."
-        )
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -452,54 +451,27 @@ REFERENCE_FUNCTIONS = {
 _PYTORCH_FUNCTIONS = (nn.Transformer.forward, nn.TransformerEncoder.forward, nn.TransformerDecoder.forward,
                       nn.TransformerEncoderLayer.forward, nn.TransformerDecoderLayer.forward,
                       nn.MultiheadAttention.forward)
+#: What a test says when the student's code ran PyTorch's own Transformer.
+CALLS_PYTORCH = (
+    "{what} calls PyTorch's own Transformer ({name}). Assemble the model from the course's Encoder and Decoder: "
+    "PyTorch's modules are not what this exercise asks for."
+)
 
 
 @contextlib.contextmanager
 def forbid_reference(what: str, task: str) -> Iterator[None]:
     """Fail if the code run inside the block calls the course's reference answer to ``task`` (a key
     of :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own Transformer
-    modules.
+    modules (see :func:`llm_foundations.testing.forbid_calls`).
 
-    A profiler hook sees every Python call however it was reached (an import under another name,
-    a subclass that inherits ``forward``, a wrapper). The rest of the package stays allowed: the
-    exercise builds on ``Encoder``, ``Decoder`` and ``padding_mask`` on purpose, and the tests of
-    ``greedy_decode`` run it on the course's Transformer.
+    The rest of the package stays allowed: the exercise builds on ``Encoder``, ``Decoder`` and
+    ``padding_mask`` on purpose, and the tests of ``greedy_decode`` run it on the course's Transformer.
     """
-    reference = {f.__code__ for f in REFERENCE_FUNCTIONS[task]}
-    pytorch = {f.__code__ for f in _PYTORCH_FUNCTIONS}
-    helpers = {f.__code__ for f in (greedy_reference.__wrapped__, transformer_mistakes, seq2seq_loss_mistakes,
-                                    greedy_mask_mistakes,
-                                    dates_exact_match.__wrapped__, copy_weights)}
-    called: list[tuple[str, str]] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and not called:
-            code = frame.f_code
-            if code in reference or code in helpers:
-                called.append(("reference", f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
-            elif code in pytorch:
-                called.append(("pytorch", f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"))
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
+    reference = _testing.codes_of((*REFERENCE_FUNCTIONS[task], greedy_reference, transformer_mistakes,
+                                   seq2seq_loss_mistakes, greedy_mask_mistakes, dates_exact_match, copy_weights))
+    rules = [(reference, _testing.CALLS_REFERENCE), (_testing.codes_of(_PYTORCH_FUNCTIONS), CALLS_PYTORCH)]
+    with _testing.forbid_calls(what, rules):
         yield
-    except AssertionError:
-        if not called:
-            raise
-    finally:
-        sys.setprofile(previous)
-    if called:
-        kind, name = called[0]
-        if kind == "reference":
-            raise AssertionError(
-                f"{what} calls the course's reference code ({name}). Write your own version in the notebook: "
-                "the reference is what the tests compare you with."
-            )
-        raise AssertionError(
-            f"{what} calls PyTorch's own Transformer ({name}). Assemble the model from the course's Encoder and "
-            "Decoder: PyTorch's modules are not what this exercise asks for."
-        )
 
 
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take

@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.overrides import TorchFunctionMode
+
+import llm_foundations.testing as _testing
 
 #: PyTorch's own recurrent layers and kernels: an exercise that asks for an RNN loop does not
 #: award points to a call of these.
@@ -26,22 +26,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _NOT_REFERENCE = {"testing.py", "testing_overview.py", "device.py", "seed.py", "plotting.py", "diagrams.py"}
 
 
-class _CountTorchCalls(TorchFunctionMode):
-    def __init__(self, names: list[str]):
-        super().__init__()
-        self.names = names
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-
-
-@contextlib.contextmanager
-def record_torch_calls() -> Iterator[list[str]]:
-    """Record the name of every torch function and tensor method called inside the block."""
-    names: list[str] = []
-    with _CountTorchCalls(names):
-        yield names
+record_torch_calls = _testing.record_torch_calls
 
 
 @contextlib.contextmanager
@@ -53,11 +38,8 @@ def forbid_torch_calls(what: str, forbidden: tuple[str, ...], instead: str) -> I
         forbidden: parts of the names of the built-ins that may not be used.
         instead: what the exercise asks for instead, for the message.
     """
-    with record_torch_calls() as names:
+    with _testing.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in ({used}). " + instead):
         yield
-    used = sorted({n for n in names if any(f in n for f in forbidden)})
-    if used:
-        raise AssertionError(f"{what} calls PyTorch's built-in ({', '.join(used)}). {instead}")
 
 
 @contextlib.contextmanager
@@ -65,30 +47,15 @@ def forbid_reference(what: str) -> Iterator[None]:
     """Fail if the code in the block runs any function of the course's reference package.
 
     A student's function defined in the notebook may still delegate to the reference (e.g.
-    ``return llm_foundations.overview.rnn_forward(...)``); a profile hook sees every Python
-    call, whatever name the reference was imported under.
+    ``return llm_foundations.overview.rnn_forward(...)``); :func:`llm_foundations.testing.forbid_calls`
+    sees every Python call, whatever name the reference was imported under.
     """
-    seen: list[str] = []
-    previous = sys.getprofile()
+    def in_reference(code) -> bool:
+        path = Path(code.co_filename)
+        return path.parent == _PACKAGE_DIR and path.name not in _NOT_REFERENCE
 
-    def watch(frame, event, arg):
-        if event == "call":
-            path = Path(frame.f_code.co_filename)
-            if path.parent == _PACKAGE_DIR and path.name not in _NOT_REFERENCE:
-                seen.append(f"llm_foundations.{path.stem}")
-        if previous is not None:
-            previous(frame, event, arg)
-
-    sys.setprofile(watch)
-    try:
+    with _testing.forbid_calls(what, [(in_reference, _testing.CALLS_REFERENCE)]):
         yield
-    finally:
-        sys.setprofile(previous)
-    if seen:
-        raise AssertionError(
-            f"{what} runs code of the course's reference implementation ({', '.join(sorted(set(seen)))}). "
-            "Write it yourself in the notebook: the reference is what the tests compare you with."
-        )
 
 
 def expect_no_loop_over_positions(fn: Callable, make_inputs: Callable[[int], tuple], what: str) -> None:

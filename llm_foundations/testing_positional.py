@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 import llm_foundations.positional as _reference
+import llm_foundations.testing as _testing
 
 
 def _frequencies(dim: int, base: float) -> Tensor:
@@ -156,30 +157,15 @@ def expected_rope_angles(seq_len: int, head_dim: int, base: float = 10000.0) -> 
 @contextlib.contextmanager
 def forbid_reference(what: str, modules: tuple = ()) -> Iterator[None]:
     """Fail if the code run inside the block calls any function of the course's reference module
-    (or of this module, whose helpers compute the expected answers).
-
-    A profiler hook sees every Python call, however the function was reached (an import under
-    another name, ``llm_foundations.positional.apply_rope``, a wrapper), so an answer that only
-    forwards to the reference does not earn the points.
+    (or of this module, whose helpers compute the expected answers), however it was reached
+    (see :func:`llm_foundations.testing.forbid_calls`).
     """
     filenames = set()
     for module in (_reference, sys.modules[__name__], *modules):
         filenames |= {module.__file__, str(Path(module.__file__).resolve())}
-    called: list[str] = []
 
-    def profiler(frame, event, arg):
-        if (event == "call" and not called and frame.f_code.co_filename in filenames
-                and frame.f_code.co_name != "forbid_reference"):  # this generator resuming on exit
-            called.append(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}")
+    def in_reference(code) -> bool:  # this generator resuming on exit is not a call of the reference
+        return code.co_filename in filenames and code.co_name != "forbid_reference"
 
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
+    with _testing.forbid_calls(what, [(in_reference, _testing.CALLS_REFERENCE)]):
         yield
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise AssertionError(
-            f"{what} calls the course's reference code ({called[0]}). Write your own version in the "
-            "notebook: the reference is what the tests compare you with."
-        )

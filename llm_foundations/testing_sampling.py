@@ -25,12 +25,10 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
-from torch.overrides import TorchFunctionMode
 
 import llm_foundations.sampling as _reference
 import llm_foundations.testing as _testing
@@ -410,25 +408,11 @@ def gumbel_mistakes(logits: Tensor, n_samples: int = 100_000, seed: int = 0) -> 
     }
 
 
-class _RecordTorchCalls(TorchFunctionMode):
-    def __init__(self, names: list[str]):
-        super().__init__()
-        self.names = names
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, "__name__", str(func)))
-        return func(*args, **(kwargs or {}))
-
-
 @contextlib.contextmanager
 def forbid_torch_calls(what: str, forbidden: Sequence[str], instead: str) -> Iterator[None]:
     """Fail if the code run inside the block calls a torch function whose name contains one of ``forbidden``."""
-    names: list[str] = []
-    with _RecordTorchCalls(names):
+    with _testing.forbid_torch_functions(what, forbidden, "{what} calls {used}. " + instead):
         yield
-    used = sorted({n for n in names if any(f in n for f in forbidden)})
-    if used:
-        raise AssertionError(f"{what} calls {', '.join(used)}. {instead}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -611,29 +595,13 @@ def forbid_reference(what: str, task: str) -> Iterator[None]:
     """Fail if the code run inside the block calls the course's reference answer to ``task``
     (a key of :data:`REFERENCE_FUNCTIONS`) or one of this module's helpers that compute answers.
 
-    A profiler hook sees every Python call, however the function was reached (an import under
-    another name, a wrapper), so an answer that forwards to the reference earns no points.
+    See :func:`llm_foundations.testing.forbid_calls`.
     """
-    forbidden = {f.__code__ for f in REFERENCE_FUNCTIONS[task]}
-    forbidden |= {f.__code__ for f in (sampling_distribution, greedy_search, expected_beam_search, _top_p_variant,
-                                        _keep_topk_indices, expected_softmax, expected_top_k, expected_top_p)}
-    called: list[str] = []
-
-    def profiler(frame, event, arg):
-        if event == "call" and not called and frame.f_code in forbidden:
-            called.append(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_qualname}")
-
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    try:
+    forbidden = _testing.codes_of((*REFERENCE_FUNCTIONS[task], sampling_distribution, greedy_search,
+                                   expected_beam_search, _top_p_variant, _keep_topk_indices, expected_softmax,
+                                   expected_top_k, expected_top_p))
+    with _testing.forbid_calls(what, [(forbidden, _testing.CALLS_REFERENCE)]):
         yield
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise AssertionError(
-            f"{what} calls the course's reference code ({called[0]}). Write your own version in the "
-            "notebook: the reference is what the tests compare you with."
-        )
 
 
 #: Error messages this chapter's mistakes produce, and what they probably mean.

@@ -31,6 +31,15 @@ def test_chapter_pages_open_with_their_title(path):
     assert first.cell_type == "markdown" and first.source.startswith("# "), f"{path.name}: put the title cell first"
 
 
+@pytest.mark.parametrize("path", chapter_notebooks(), ids=lambda p: p.name)
+def test_headings_have_no_math(path):
+    """The page's table of contents shows a heading as plain text: `$\\sqrt{d_k}$` would appear raw there."""
+    headings = [line for c in read(path).cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("#")]
+    with_math = [h for h in headings if "$" in h]
+    assert not with_math, f"{path.name}: write these headings without LaTeX (e.g. √dₖ): {with_math}"
+
+
 _FIGURE_CALL = re.compile(r"plt\.show\(\)|draw_transformer\(|plot_attention\(")
 
 

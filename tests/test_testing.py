@@ -1,5 +1,8 @@
 """The checks that exercise test cells are written with."""
 
+import functools
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,13 +10,17 @@ from torch import nn
 
 from llm_foundations.attention import MultiHeadAttention, scaled_dot_product_attention
 from llm_foundations.testing import (
+    CALLS_REFERENCE,
     call,
+    codes_of,
     expect_close,
     expect_own_implementation,
     expect_raises,
     expect_rows_sum_to_one,
     expect_shape,
     forbid_builtins,
+    forbid_calls,
+    forbid_torch_functions,
     scaled_dot_product_attention_mistakes,
 )
 
@@ -91,3 +98,55 @@ def test_own_implementation_and_call_hints():
         call(stub, what="stub()")
     with pytest.raises(AssertionError, match="contiguous"):
         call(lambda: torch.zeros(2, 3).t().view(6), what="view")
+
+
+def test_forbid_calls_sees_the_reference_under_any_name_and_reports_the_cause():
+    def reference(x):
+        return x + 1
+
+    @functools.wraps(reference)
+    def decorated(x):
+        return reference(x)
+
+    alias = reference
+    rules = [(codes_of([decorated]), CALLS_REFERENCE)]  # the decorator is unwrapped
+    with pytest.raises(AssertionError, match=r"answer calls the course's reference code \(.*reference\)"):
+        with forbid_calls("answer", rules):
+            alias(1)
+    # the block failing after the forbidden call: the call is what the student hears about
+    with pytest.raises(AssertionError, match="reference code"):
+        with forbid_calls("answer", rules):
+            assert alias(1) == 3
+    # an own implementation passes, and its own failures are its own
+    with forbid_calls("answer", rules):
+        assert (lambda x: x + 1)(1) == 2
+    with pytest.raises(ZeroDivisionError), forbid_calls("answer", rules):
+        1 / 0  # noqa: B018
+
+
+def test_forbid_calls_keeps_an_earlier_profile_hook_and_restores_it():
+    seen = []
+
+    def outer(frame, event, arg):
+        if event == "call":
+            seen.append(frame.f_code.co_name)
+
+    def inner_function():
+        return 1
+
+    previous = sys.getprofile()
+    sys.setprofile(outer)
+    try:
+        with forbid_calls("answer", [(lambda code: False, CALLS_REFERENCE)]):
+            inner_function()
+        assert sys.getprofile() is outer
+    finally:
+        sys.setprofile(previous)
+    assert "inner_function" in seen
+
+
+def test_forbid_torch_functions_message_may_quote_code_with_braces():
+    message = "{what} calls {used}; use {x: 1}-style dicts? No: build it from x @ y."
+    with pytest.raises(AssertionError, match=r"mine calls softmax; use \{x: 1\}-style"):
+        with forbid_torch_functions("mine", ("softmax",), message):
+            torch.softmax(torch.randn(3), -1)
