@@ -14,7 +14,7 @@ from autograder.course import AutograderError
 from autograder.execute import Limits
 from autograder.export import FORMATS, export
 from autograder.feedback import feedback
-from autograder.grade import grade
+from autograder.grade import grade, summarize
 from autograder.release import release
 
 
@@ -39,7 +39,8 @@ def _grade(args: argparse.Namespace) -> None:
     limits = Limits(cell_seconds=args.timeout, submission_seconds=args.submission_timeout,
                     memory_mb=args.memory_mb, output_bytes=args.output_bytes)
     path = grade(args.assignment, args.course_dir, submissions=args.submissions, jobs=args.jobs,
-                 limits=limits, force=args.force)
+                 limits=limits, force=args.force, progress=True)
+    print(summarize(path))
     print(f"grades written to {path}")
 
 

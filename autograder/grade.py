@@ -23,12 +23,15 @@ import csv
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+from tqdm import tqdm
 
 from autograder import assemble, guard, integrity
 from autograder.collect import collect
@@ -155,6 +158,7 @@ def grade(
     limits: Limits | None = None,
     force: bool = False,
     repo: Path = REPO_ROOT,
+    progress: bool = False,
 ) -> Path:
     """Grade every collected submission of ``assignment``; return the path of the grades CSV.
 
@@ -167,6 +171,7 @@ def grade(
         limits: time, memory and output limits.
         force: regrade even submissions whose stored result is up to date.
         repo: repository root holding ``solutions/``.
+        progress: show a progress bar on stderr (the command line does; a class takes minutes).
     """
     check_assignment(assignment, repo)
     course_dir = Path(course_dir).resolve()
@@ -179,12 +184,29 @@ def grade(
     jobs = max(1, jobs)
     # Parallel kernels share the cores: more threads than cores makes every one of them slower.
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(
-            lambda item: grade_one(item[0], assignment, item[1], source_path, course_dir, limits, force, threads),
-            work.items(),
-        ))
+    results = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
+        total=len(work), desc=f"grading {assignment}", unit="submission", disable=not (progress and work), file=sys.stderr
+    ) as bar:
+        futures = [pool.submit(grade_one, student, assignment, path, source_path, course_dir, limits, force, threads)
+                   for student, path in work.items()]
+        for future in as_completed(futures):
+            results.append(future.result())
+            bar.update()
     return write_grades(course_dir, assignment, results)
+
+
+def summarize(grades_csv: Path) -> str:
+    """One line for the instructor: how many submissions got each kind of status, and the mean score."""
+    with Path(grades_csv).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return "no submissions to grade: run collect first"
+    kinds = Counter(row["status"].split(":")[0] for row in rows)
+    mean = sum(float(row["score"]) for row in rows) / len(rows)
+    counts = ", ".join(f"{kinds[k]} {k}" for k in ("graded", "flagged", "error") if kinds[k])
+    review = " (review the flagged and error rows before publishing)" if kinds["flagged"] or kinds["error"] else ""
+    return f"{len(rows)} submission{'s' if len(rows) != 1 else ''}: {counts}; mean score {mean:.1f} of {float(rows[0]['max_score']):g}{review}"
 
 
 def write_grades(course_dir: Path, assignment: str, results: list[SubmissionResult]) -> Path:

@@ -16,6 +16,7 @@ from autograder import collect, export, feedback, grade
 from autograder.cli import main as cli
 from autograder.collect import parse_name
 from autograder.execute import Limits
+from autograder.grade import summarize
 from submissions import REPO, Answer, build_submission, notebook_paths
 
 ASSIGNMENT = "04_self_attention"
@@ -292,3 +293,15 @@ def test_every_verb_documents_itself(capsys):
 def test_unknown_assignment_is_a_clear_error(tmp_path, capsys):
     assert cli(["grade", "99_nope", "--course-dir", str(tmp_path)]) == 2
     assert "unknown assignment" in capsys.readouterr().err
+
+
+def test_grade_summary_counts_statuses_and_asks_for_review(tmp_path):
+    grades = tmp_path / "grades.csv"
+    grades.write_text("student_id,assignment,score,max_score,status\n"
+                      "a,04,15,15.0,graded\nb,04,4,15.0,graded\nc,04,0,15.0,\"error: time limit, 120 s\"\n"
+                      "d,04,5,15.0,flagged: replaces library functions: torch.allclose\n", encoding="utf-8")
+    line = summarize(grades)
+    assert line.startswith("4 submissions: 2 graded, 1 flagged, 1 error; mean score 6.0 of 15"), line
+    assert "review the flagged and error rows" in line
+    grades.write_text("student_id,assignment,score,max_score,status\na,04,15,15,graded\n", encoding="utf-8")
+    assert summarize(grades) == "1 submission: 1 graded; mean score 15.0 of 15"
