@@ -21,7 +21,7 @@ book: $(VENV)/.installed
 ## test: install (Python packages, and Chromium for the browser test) and run the whole test suite on 2 processes
 test: $(VENV)/.installed
 	.ci/install-browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20
 
 ## release: regenerate exercises/ from solutions/
 release: $(VENV)/.installed
