@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
+import llm_foundations.attention as _attention
+
 #: Names of PyTorch's fused attention entry points (Python functions and ATen operators). An
 #: exercise that asks students to build attention does not award points to a call of these.
 BUILTIN_ATTENTION = (
@@ -55,7 +57,7 @@ def expect_close(
     expected: Tensor,
     what: str,
     hints: Mapping[str, Tensor] | None = None,
-    hint: str = "",
+    hint: str | Callable[[], str] = "",
     atol: float = 1e-5,
     rtol: float = 1e-4,
 ) -> Tensor:
@@ -67,7 +69,8 @@ def expect_close(
         what: what is being checked, in words ("the attention weights").
         hints: known mistakes: ``{explanation: what that mistake returns}``; when ``got`` matches
             one, its explanation is the hint.
-        hint: a hint to give when no known mistake matches.
+        hint: a hint to give when no known mistake matches, or a function that finds one (only
+            called when the values are wrong).
         atol, rtol: tolerances, as in :func:`torch.allclose`.
     """
     got = expect_shape(got, tuple(expected.shape), what, hint=_shape_hint(got, expected))
@@ -91,6 +94,8 @@ def expect_close(
     for explanation, mistake in (hints or {}).items():
         if mistake.shape == expected.shape and _close(got_cpu, mistake.detach().to("cpu", torch.float64), atol, rtol):
             raise AssertionError(f"{message}\nHint: this is what happens when {explanation}.")
+    if callable(hint):
+        hint = hint()
     raise AssertionError(f"{message}\nHint: {hint}" if hint else message)
 
 
@@ -283,6 +288,43 @@ def scaled_dot_product_attention_mistakes(
             "give zero weights, not a uniform distribution"
         ] = run(raw / math.sqrt(d_k), fill=-1e9)
     return mistakes
+
+
+def multihead_hint(hint: str, attention: Callable, split_heads: Callable, merge_heads: Callable) -> Callable[[], str]:
+    """A hint for a wrong ``MultiHeadAttention``, for :func:`expect_close`: ``hint``, unless one of
+    the student's own building blocks is wrong, which is then the likelier cause and is named.
+
+    Args:
+        hint: what to say when the building blocks are right.
+        attention: the student's ``scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)``.
+        split_heads: the student's ``split_heads(x, n_heads)``, ``(B, L, d_model) -> (B, H, L, d_head)``.
+        merge_heads: the student's ``merge_heads(x)``, its inverse.
+    """
+
+    def find() -> str:
+        gen = torch.Generator().manual_seed(0)
+        q, k, v = (torch.randn(2, 2, 4, 3, generator=gen, dtype=torch.float64) for _ in range(3))
+        x = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64)
+        heads = x.view(2, 4, 2, 3).transpose(1, 2)  # (B, H, L, d_head)
+        causal = torch.tril(torch.ones(4, 4, dtype=torch.bool))
+        checks = {
+            "scaled_dot_product_attention": lambda: all(
+                _close(attention(q, k, v, mask)[0].double(), _attention.scaled_dot_product_attention(q, k, v, mask)[0],
+                       1e-6, 1e-5) for mask in (None, causal)),
+            "split_heads": lambda: _close(split_heads(x, 2).double(), heads, 1e-9, 0.0),
+            "merge_heads": lambda: _close(merge_heads(heads).double(), x, 1e-9, 0.0),
+        }
+        for name, check in checks.items():
+            try:
+                right = check()
+            except Exception:  # noqa: BLE001 - a failing block is what we are looking for
+                right = False
+            if not right:
+                return (f"your {name} does not pass its own tests yet. If MultiHeadAttention uses it, fix "
+                        f"{name} first (its test cells above say what is wrong), then run this cell again.")
+        return hint
+
+    return find
 
 
 def expect_own_implementation(obj: object, what: str) -> None:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm_foundations.attention import MultiHeadAttention, scaled_dot_product_attention
+from llm_foundations.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
 from llm_foundations.testing import (
     CALLS_REFERENCE,
     call,
@@ -21,6 +21,7 @@ from llm_foundations.testing import (
     forbid_builtins,
     forbid_calls,
     forbid_torch_functions,
+    multihead_hint,
     scaled_dot_product_attention_mistakes,
 )
 
@@ -150,3 +151,30 @@ def test_forbid_torch_functions_message_may_quote_code_with_braces():
     with pytest.raises(AssertionError, match=r"mine calls softmax; use \{x: 1\}-style"):
         with forbid_torch_functions("mine", ("softmax",), message):
             torch.softmax(torch.randn(3), -1)
+
+
+def test_multihead_hint_names_the_wrong_building_block_and_is_lazy():
+    def unscaled(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, -1)
+        return weights @ v, weights
+
+    def split_without_transpose(x, n_heads):
+        return x.reshape(x.size(0), n_heads, x.size(1), -1)
+
+    def stub(*args):
+        raise NotImplementedError()
+
+    general = "project, split, attend, merge, project"
+    assert multihead_hint(general, scaled_dot_product_attention, split_heads, merge_heads)() == general
+    assert "your scaled_dot_product_attention does not pass" in multihead_hint(general, unscaled, split_heads, merge_heads)()
+    assert "your split_heads does not pass" in multihead_hint(general, scaled_dot_product_attention,
+                                                             split_without_transpose, merge_heads)()
+    assert "your merge_heads does not pass" in multihead_hint(general, scaled_dot_product_attention, split_heads, stub)()
+    # only looked for when the values are wrong
+    expect_close(torch.ones(2), torch.ones(2), "same", hint=multihead_hint(general, stub, stub, stub))
+    with pytest.raises(AssertionError, match="your split_heads does not pass"):
+        expect_close(torch.zeros(2), torch.ones(2), "wrong", hint=multihead_hint(general, scaled_dot_product_attention,
+                                                                                   stub, merge_heads))
