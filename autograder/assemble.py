@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import threading
 from dataclasses import dataclass, field
 
 import nbformat
@@ -50,10 +51,24 @@ def _normalised(source: str) -> str:
     return re.sub(r"\s+", " ", source).strip()
 
 
+# CPython 3.11 keeps the AST constructor's recursion depth in shared state: two grading threads
+# parsing at once can fail with "SystemError: AST constructor recursion depth mismatch".
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(source: str) -> ast.Module | None:
+    """The syntax tree of a cell's code, or None when it is not valid Python (a half-written
+    answer, a null byte, nesting too deep to parse). Safe to call from several threads."""
+    with _PARSE_LOCK:
+        try:
+            return ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+
+
 def _defined_names(source: str) -> set[str]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = parse_python(source)
+    if tree is None:
         # a half-written answer still names what it defines
         return set(re.findall(r"^(?:def|class)\s+(\w+)", source, flags=re.MULTILINE))
     names = set()
@@ -69,9 +84,8 @@ def _defined_names(source: str) -> set[str]:
 
 def imported_names(source: str) -> list[str]:
     """Names a cell binds with ``import`` statements (modules and the functions it imports)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = parse_python(source)
+    if tree is None:
         return []
     return sorted({(alias.asname or alias.name).split(".")[0]
                    for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names})

@@ -188,12 +188,33 @@ def grade(
     with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(
         total=len(work), desc=f"grading {assignment}", unit="submission", disable=not (progress and work), file=sys.stderr
     ) as bar:
-        futures = [pool.submit(grade_one, student, assignment, path, source_path, course_dir, limits, force, threads)
-                   for student, path in work.items()]
+        futures = [pool.submit(_grade_or_report, student, assignment, path, source_path, course_dir, limits, force,
+                               threads) for student, path in work.items()]
         for future in as_completed(futures):
             results.append(future.result())
             bar.update()
     return write_grades(course_dir, assignment, results)
+
+
+def _grade_or_report(
+    student: str, assignment: str, submission: Path, source_path: Path, course_dir: Path, limits: Limits,
+    force: bool, threads: int | None,
+) -> SubmissionResult:
+    """:func:`grade_one`, tried twice (a fault of the grader's may be transient), after which a failure
+    of the grader itself becomes this submission's status instead of stopping the class. That result
+    is stored without a cache key, so the next ``grade`` tries this submission again."""
+    error: Exception | None = None
+    for _ in range(2):
+        try:
+            return grade_one(student, assignment, submission, source_path, course_dir, limits, force, threads)
+        except Exception as failure:  # noqa: BLE001 - reported in the grades, the batch goes on
+            error = failure
+    total = max_score(nbformat.read(source_path, as_version=4))
+    result = SubmissionResult(student, assignment, 0.0, total,
+                              f"error: the grader failed on this submission ({type(error).__name__}: "
+                              f"{str(error)[:200]}); run grade again, and report it if it persists")
+    result.save(result_path(course_dir, assignment, student))
+    return result
 
 
 def summarize(grades_csv: Path) -> str:

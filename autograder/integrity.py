@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import re
 
+from autograder.assemble import parse_python
+
 # Each pattern and the reason it is reported.
 _PATTERNS = [
     (re.compile(r"NBGRADER|AUTOGRADER", re.IGNORECASE), "looks for the grading environment"),
@@ -74,9 +76,8 @@ def scan(sources: list[str], graded_names: set[str]) -> list[str]:
         for pattern, reason in _PATTERNS:
             if pattern.search(source) and reason not in reasons:
                 reasons.append(reason)
-        try:
-            tree = ast.parse(source)
-        except SyntaxError:
+        tree = parse_python(source)
+        if tree is None:
             continue
         patched += _assigned_attributes(tree)
         imported += _reference_imports(tree, graded_names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib
 import json
 import shutil
 import zipfile
@@ -305,3 +306,39 @@ def test_grade_summary_counts_statuses_and_asks_for_review(tmp_path):
     assert "review the flagged and error rows" in line
     grades.write_text("student_id,assignment,score,max_score,status\na,04,15,15,graded\n", encoding="utf-8")
     assert summarize(grades) == "1 submission: 1 graded; mean score 15.0 of 15"
+
+
+def test_a_grader_failure_on_one_submission_does_not_stop_the_class(tmp_path, monkeypatch):
+    grading = importlib.import_module("autograder.grade")  # the package's `grade` attribute is the function
+
+    attempts = []
+
+    def flaky(student, assignment, submission, *args):
+        attempts.append(student)
+        if student == "bob" or (student == "cat" and attempts.count("cat") == 1):  # bob always, cat once
+            raise SystemError("AST constructor recursion depth mismatch (before=24, after=19)")
+        return grading.SubmissionResult(student, assignment, 15.0, 15.0, "graded", cache_key="k")
+
+    course = tmp_path / "course"
+    for student in ("ann", "bob", "cat"):
+        folder = course / "submitted" / student / "04_self_attention"
+        folder.mkdir(parents=True)
+        (folder / "04_self_attention.ipynb").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(grading, "grade_one", flaky)
+    rows = {r["student_id"]: r for r in csv.DictReader(grade("04_self_attention", course, jobs=2).open(encoding="utf-8"))}
+    assert {s: rows[s]["status"] for s in ("ann", "cat")} == {"ann": "graded", "cat": "graded"}
+    assert rows["bob"]["status"].startswith("error: the grader failed on this submission (SystemError: AST"), rows["bob"]
+    assert rows["bob"]["score"] in ("0", "0.0") and float(rows["bob"]["max_score"]) > 0
+    stored = grading.SubmissionResult.load(grading.result_path(course, "04_self_attention", "bob"))
+    assert stored.cache_key == "", "a grader failure must be retried by the next run"
+    assert sorted(attempts) == ["ann", "bob", "bob", "cat", "cat"], "a failure is retried once, in the same run"
+
+
+def test_code_that_cannot_be_parsed_is_not_a_grader_crash():
+    from autograder.assemble import imported_names, parse_python
+    from autograder.integrity import scan
+
+    for source in ("def f(:\n", "x = 1\x00", "(" * 300 + ")" * 300):
+        assert parse_python(source) is None or source.startswith("(")
+        assert imported_names(source) == [] or source.startswith("(")
+        scan([source], {"f"})  # no exception: unparsable code is only matched against the patterns
