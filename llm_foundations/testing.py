@@ -305,7 +305,7 @@ def multihead_hint(hint: str, attention: Callable, split_heads: Callable, merge_
         gen = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(2, 2, 4, 3, generator=gen, dtype=torch.float64) for _ in range(3))
         x = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64)
-        heads = x.view(2, 4, 2, 3).transpose(1, 2)  # (B, H, L, d_head)
+        heads = _attention.split_heads(x, 2)  # (B, H, L, d_head)
         causal = torch.tril(torch.ones(4, 4, dtype=torch.bool))
         checks = {
             "scaled_dot_product_attention": lambda: all(
