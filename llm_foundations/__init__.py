@@ -15,6 +15,7 @@ One module per concept, in the order the course builds them:
 - :mod:`~llm_foundations.sampling` (chapter 7), :mod:`~llm_foundations.encoder` (chapter 8),
   :mod:`~llm_foundations.decoder` (chapter 9), as they are published.
 - :mod:`~llm_foundations.plotting`: the figures chapters share.
+- :mod:`~llm_foundations.glue`: measured numbers inserted into a chapter's prose by the site build.
 - :mod:`~llm_foundations.testing` and ``testing_<topic>``: the checks the exercises' test cells use.
 
 Exercise notebooks ask students to write these same names; the hidden tests compare the
