@@ -1,9 +1,11 @@
-"""A text corpus for the decoder-only language model of chapter 10, safe to use with no network.
+"""A text corpus for the decoder-only language model of chapter 10: tiny Shakespeare, safe offline.
 
 - :func:`load_corpus`: tiny Shakespeare (about 1 MB of plays, the classic corpus of character-level
-  language models), downloaded once into a cache directory, but only when asked to (or on
-  Colab); everywhere else, and whenever the download fails, the course's own offline corpus.
-  The website build and the tests therefore never touch the network.
+  language models). It reads a local copy when there is one (a path you pass, the file named by
+  ``$LLM_FOUNDATIONS_CORPUS``, the download cache, or ``shared/data/tinyshakespeare.txt`` in the
+  working directory or one above it); it downloads and caches it when there is none and a network is
+  expected (Colab, or ``download=True``); and only when neither works does it fall back to the
+  course's offline corpus, saying so. The website build and the tests never touch the network.
 - :func:`offline_corpus`: that offline corpus, a play written by a program. Speakers from the
   lighthouse story of :data:`~llm_foundations.corpus.SAMPLE_TEXT` take turns, and their speeches
   are sentences of :func:`~llm_foundations.corpus.generate_corpus` and of the story itself. It
@@ -34,10 +36,17 @@ from torch import Tensor
 
 from llm_foundations.corpus import SAMPLE_TEXT, WORD_GROUPS, generate_corpus
 
-__all__ = ["SPEAKERS", "TINY_SHAKESPEARE_URL", "default_cache_path", "lm_batches", "load_corpus", "offline_corpus"]
+__all__ = ["CORPUS_ENV", "SPEAKERS", "TINY_SHAKESPEARE_URL", "default_cache_path", "find_local_corpus", "lm_batches",
+           "load_corpus", "offline_corpus"]
 
 #: Where tiny Shakespeare is downloaded from (Karpathy's char-rnn repository).
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+
+#: The environment variable that names a local copy of tiny Shakespeare (the tests set it).
+CORPUS_ENV = "LLM_FOUNDATIONS_CORPUS"
+
+#: Where a checkout keeps its local copy, relative to the working directory or a folder above it.
+SHARED_COPY = Path("shared") / "data" / "tinyshakespeare.txt"
 
 #: The speakers of the offline corpus: the people of the lighthouse story.
 SPEAKERS = ["KEEPER", "GIRL", "BAKER", "FISHERMAN", "CAPTAIN", "PAINTER"]
@@ -114,42 +123,82 @@ def _download(url: str, timeout: float) -> bytes:
         return response.read()
 
 
-def load_corpus(path: str | os.PathLike | None = None, download: bool | None = None, timeout: float = 10.0) -> str:
-    """The text chapter 10's GPT is trained on: tiny Shakespeare when asked for, else the offline corpus.
+def find_local_corpus(path: str | os.PathLike | None = None) -> Path | None:
+    """The first local copy of tiny Shakespeare that exists (and is not empty), or None.
 
-    With ``download=True`` (or ``download=None`` on Colab, where a network is there) this
-    returns tiny Shakespeare: read from ``path`` when a copy is cached there, otherwise downloaded
-    from :data:`TINY_SHAKESPEARE_URL` and saved to ``path`` for next time. If the download fails
-    (no network, a timeout, an HTTP error, text that is not UTF-8) it warns and returns
-    :func:`offline_corpus` instead. With ``download=False`` (or ``None`` anywhere but Colab) it
-    returns :func:`offline_corpus` and never touches the network nor ``path``, so a build or a
-    test run is the same on every machine.
+    Looked for, in this order: ``path``; the file named by ``$LLM_FOUNDATIONS_CORPUS``
+    (:data:`CORPUS_ENV`); the download cache (:func:`default_cache_path`); and
+    ``shared/data/tinyshakespeare.txt`` in the working directory or any folder above it (where a
+    course checkout keeps its copy, beside the repository). Nothing is downloaded.
+    """
+    candidates = []
+    if path is not None:
+        candidates.append(Path(path))
+    if os.environ.get(CORPUS_ENV):
+        candidates.append(Path(os.environ[CORPUS_ENV]))
+    candidates.append(default_cache_path())
+    here = Path.cwd()
+    candidates += [folder / SHARED_COPY for folder in (here, *here.parents)]
+    for candidate in candidates:
+        try:
+            if candidate.is_file() and candidate.stat().st_size > 0:
+                return candidate
+        except OSError:  # an unreadable folder on the way: look further
+            continue
+    return None
+
+
+def load_corpus(path: str | os.PathLike | None = None, download: bool | None = None, timeout: float = 10.0,
+                verbose: bool = True) -> str:
+    """The text chapter 10's GPT is trained on: tiny Shakespeare, or the offline corpus when it cannot be had.
+
+    1. A local copy, when :func:`find_local_corpus` finds one (``path``, ``$LLM_FOUNDATIONS_CORPUS``,
+       the cache, ``shared/data/tinyshakespeare.txt``), is read; no network is used.
+    2. Otherwise, with ``download=True`` (or ``download=None`` on Colab, where a network is there),
+       tiny Shakespeare is downloaded from :data:`TINY_SHAKESPEARE_URL` and saved to ``path``
+       (default :func:`default_cache_path`) for next time. A failed download (no network, a
+       timeout, an HTTP error, text that is not UTF-8) warns and goes on to 3.
+    3. Otherwise :func:`offline_corpus`, the course's generated play, and a printed line says so.
 
     Args:
-        path: the cache file of tiny Shakespeare (default :func:`default_cache_path`).
-        download: True: tiny Shakespeare; False: the offline corpus; None: True on Colab only.
+        path: a local copy of tiny Shakespeare, and where a download is cached (default
+            :func:`default_cache_path`).
+        download: True: download when there is no local copy; False: never; None: on Colab only.
         timeout: seconds to wait for the server before giving up.
+        verbose: print one line saying which text was loaded and from where.
 
     Returns:
         The corpus as one string.
     """
+    say = print if verbose else (lambda *args, **kwargs: None)
+    local = find_local_corpus(path)
+    if local is not None:
+        text = local.read_text(encoding="utf-8")
+        say(f"tiny Shakespeare: {len(text):,} characters, read from {local}")
+        return text
     if download is None:
         download = "google.colab" in sys.modules
-    if not download:
-        return offline_corpus()
-    path = Path(path) if path is not None else default_cache_path()
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        if text.strip():
+    if download:
+        text = _download_corpus(Path(path) if path is not None else default_cache_path(), timeout)
+        if text is not None:
+            say(f"tiny Shakespeare: {len(text):,} characters, downloaded from {TINY_SHAKESPEARE_URL}")
             return text
+    say(f"tiny Shakespeare is not here (no local copy: pass a path or set ${CORPUS_ENV}"
+        + ("" if download else "; and no download was asked for: download=True")
+        + "), so this is the course's offline corpus, a play generated from chapter 2's sentences")
+    return offline_corpus()
+
+
+def _download_corpus(path: Path, timeout: float) -> str | None:
+    """Download tiny Shakespeare and cache it at ``path``; None (with a warning) when that fails."""
     try:
         text = _download(TINY_SHAKESPEARE_URL, timeout).decode("utf-8")
         if not text.strip():
             raise ValueError("the server sent an empty file")
     except (OSError, ValueError, http.client.HTTPException) as error:  # URLError and timeouts are OSErrors
         warnings.warn(f"could not download tiny Shakespeare ({error}); using the course's offline corpus instead",
-                      RuntimeWarning, stacklevel=2)
-        return offline_corpus()
+                      RuntimeWarning, stacklevel=3)
+        return None
     try:  # write to a temporary file first: an interrupted run never leaves half a corpus in the cache
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
@@ -157,7 +206,7 @@ def load_corpus(path: str | os.PathLike | None = None, download: bool | None = N
             file.write(text)
         os.replace(temporary, path)
     except OSError as error:  # a read-only home directory: the text is still good, only not cached
-        warnings.warn(f"could not cache the corpus at {path} ({error})", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"could not cache the corpus at {path} ({error})", RuntimeWarning, stacklevel=3)
     return text
 
 

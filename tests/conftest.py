@@ -22,11 +22,15 @@ matplotlib.use("Agg")
 
 REPO = Path(__file__).resolve().parent.parent
 _PACKAGE_DIR = "COURSE_TEST_PACKAGE_DIR"
+# Tiny Shakespeare, beside the checkout (CI lays shared/ next to its clone); never downloaded in tests.
+# Chapter 10's load_corpus, in this process and in every kernel the tests start, reads it from here.
+_SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
 def _install_package() -> Path:
     """``pip install --target`` the course package (not editable) into a fresh folder."""
     target = Path(tempfile.mkdtemp(prefix="course-package-"))
+    target.chmod(0o755)  # as a system-wide install: the grading sandbox's own user must read it
     with tempfile.TemporaryDirectory(prefix="course-build-") as build:
         source = Path(build) / "src"  # a copy, so that the build leaves nothing in the checkout
         shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
@@ -48,6 +52,8 @@ def pytest_configure(config):
     # Tests run two workers on two cores, each starting kernels: one thread per kernel avoids
     # oversubscription (torch's small matrices gain little from a second thread anyway).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if _SHAKESPEARE.is_file():
+        os.environ.setdefault("LLM_FOUNDATIONS_CORPUS", str(_SHAKESPEARE))
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): install once
         os.environ[_PACKAGE_DIR] = str(_install_package())
         config._course_package_owner = True

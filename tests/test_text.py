@@ -1,4 +1,4 @@
-"""llm_foundations.text: chapter 10's corpus, offline by default, downloaded and cached only when asked.
+"""llm_foundations.text: chapter 10's corpus: a local copy first, a download only when asked, the offline play last.
 
 No test here touches the network: the one function that downloads is replaced by fakes, and a
 guard fails any test that opens a connection anyway.
@@ -18,9 +18,11 @@ import torch
 
 from llm_foundations import text as text_module
 from llm_foundations.text import (
+    CORPUS_ENV,
     SPEAKERS,
     TINY_SHAKESPEARE_URL,
     default_cache_path,
+    find_local_corpus,
     lm_batches,
     load_corpus,
     offline_corpus,
@@ -100,32 +102,80 @@ def test_offline_corpus_is_small_enough_for_a_cpu_and_rejects_a_bad_size():
         offline_corpus(0)
 
 
-# --- load_corpus: when it downloads, and when it never does -----------------------------------------
+# --- load_corpus: a local copy first, a download only when asked, the offline corpus last -----------
 
 
-def test_without_colab_the_default_is_the_offline_corpus_and_no_file_is_touched(tmp_path, no_downloads):
-    path = tmp_path / "cache" / "corpus.txt"
+@pytest.fixture
+def nowhere(tmp_path, monkeypatch):
+    """No local copy anywhere: no $LLM_FOUNDATIONS_CORPUS, an empty cache, a working directory without shared/."""
+    monkeypatch.delenv(CORPUS_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return tmp_path
+
+
+def test_without_a_copy_or_colab_it_is_the_offline_corpus_and_it_says_so(nowhere, no_downloads, capsys):
+    path = nowhere / "cache" / "corpus.txt"
     assert load_corpus(path) == offline_corpus()
     assert load_corpus(path, download=False) == offline_corpus()
-    assert not path.parent.exists()
+    assert not path.parent.exists(), "nothing may be written when nothing was downloaded"
+    said = capsys.readouterr().out
+    assert said.count("offline corpus") == 2 and CORPUS_ENV in said, (
+        f"the fallback must say that it is not Shakespeare and how to get it; it printed {said!r}")
 
 
-def test_download_false_ignores_a_cached_copy(tmp_path, no_downloads):
-    path = tmp_path / "corpus.txt"
+def test_a_local_copy_is_read_without_the_network_even_with_download_false(nowhere, no_downloads, capsys):
+    path = nowhere / "corpus.txt"
     path.write_text(SHAKESPEARE, encoding="utf-8")
-    assert load_corpus(path, download=False) == offline_corpus()
+    assert load_corpus(path, download=False) == SHAKESPEARE
+    assert load_corpus(path, download=True) == SHAKESPEARE
+    assert str(path) in capsys.readouterr().out
+    assert load_corpus(path, verbose=False) == SHAKESPEARE and capsys.readouterr().out == ""
 
 
-def test_on_colab_the_default_downloads(tmp_path, monkeypatch, downloads):
+def test_the_environment_variable_names_a_copy_and_an_explicit_path_comes_first(nowhere, monkeypatch, no_downloads):
+    named = nowhere / "named.txt"
+    named.write_text("FROM THE ENVIRONMENT:\nYes.\n", encoding="utf-8")
+    monkeypatch.setenv(CORPUS_ENV, str(named))
+    assert find_local_corpus() == named
+    assert load_corpus() == named.read_text(encoding="utf-8")
+    explicit = nowhere / "explicit.txt"
+    explicit.write_text(SHAKESPEARE, encoding="utf-8")
+    assert load_corpus(explicit) == SHAKESPEARE
+    monkeypatch.setenv(CORPUS_ENV, str(nowhere / "missing.txt"))  # a name that is not there: look further
+    assert find_local_corpus() is None
+
+
+def test_a_checkout_copy_in_shared_is_found_from_a_folder_below_it(nowhere, monkeypatch, no_downloads):
+    copy = nowhere / "shared" / "data" / "tinyshakespeare.txt"
+    copy.parent.mkdir(parents=True)
+    copy.write_text(SHAKESPEARE, encoding="utf-8")
+    chapter = nowhere / "repo" / "book"  # a chapter runs in <repo>/book; shared/ lies beside <repo>
+    chapter.mkdir(parents=True)
+    monkeypatch.chdir(chapter)
+    assert find_local_corpus() == copy
+    assert load_corpus() == SHAKESPEARE
+
+
+def test_the_download_cache_is_a_local_copy(nowhere, no_downloads):
+    cached = default_cache_path()
+    cached.parent.mkdir(parents=True)
+    cached.write_text(SHAKESPEARE, encoding="utf-8")
+    assert load_corpus() == SHAKESPEARE
+
+
+def test_on_colab_the_default_downloads(nowhere, monkeypatch, downloads):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    path = tmp_path / "cache" / "corpus.txt"
+    path = nowhere / "cache" / "corpus.txt"
     assert load_corpus(path) == SHAKESPEARE
     assert downloads == [(TINY_SHAKESPEARE_URL, 10.0)]
     assert path.read_text(encoding="utf-8") == SHAKESPEARE
 
 
-def test_download_true_saves_the_corpus_and_the_next_call_reads_the_cache(tmp_path, monkeypatch, downloads):
-    path = tmp_path / "nested" / "dirs" / "tinyshakespeare.txt"
+def test_download_true_saves_the_corpus_and_the_next_call_reads_the_cache(nowhere, monkeypatch, downloads):
+    path = nowhere / "nested" / "dirs" / "tinyshakespeare.txt"
     assert load_corpus(path, download=True, timeout=3.0) == SHAKESPEARE
     assert downloads == [(TINY_SHAKESPEARE_URL, 3.0)]
     assert path.read_text(encoding="utf-8") == SHAKESPEARE
@@ -138,11 +188,22 @@ def test_download_true_saves_the_corpus_and_the_next_call_reads_the_cache(tmp_pa
     assert load_corpus(path, download=True) == SHAKESPEARE
 
 
-def test_an_empty_cached_file_is_downloaded_again(tmp_path, downloads):
-    path = tmp_path / "corpus.txt"
+def test_an_empty_cached_file_is_downloaded_again(nowhere, downloads):
+    path = nowhere / "corpus.txt"
     path.write_text("", encoding="utf-8")
     assert load_corpus(path, download=True) == SHAKESPEARE
     assert len(downloads) == 1 and path.read_text(encoding="utf-8") == SHAKESPEARE
+
+
+def test_the_shared_copy_is_tiny_shakespeare():
+    """The copy the tests and the site build use (set by tests/conftest.py), never downloaded."""
+    path = find_local_corpus()
+    if path is None:
+        pytest.skip(f"no local copy of tiny Shakespeare on this machine (set ${CORPUS_ENV})")
+    text = path.read_text(encoding="utf-8")
+    assert (len(text), len(set(text))) == (1_115_394, 65), (
+        f"{path} should be tiny Shakespeare (1,115,394 characters, 65 distinct), got {len(text):,} and {len(set(text))}")
+    assert text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.")
 
 
 @pytest.mark.parametrize("failure", [
@@ -151,34 +212,35 @@ def test_an_empty_cached_file_is_downloaded_again(tmp_path, downloads):
     urllib.error.HTTPError(TINY_SHAKESPEARE_URL, 404, "Not Found", None, None),
     ConnectionResetError("reset by peer"),
 ], ids=["no-network", "timeout", "http-404", "reset"])
-def test_a_failed_download_warns_and_falls_back_to_the_offline_corpus(tmp_path, monkeypatch, failure):
+def test_a_failed_download_warns_and_falls_back_to_the_offline_corpus(nowhere, monkeypatch, failure):
     def fail(url, timeout):
         raise failure
 
     monkeypatch.setattr(text_module, "_download", fail)
-    path = tmp_path / "corpus.txt"
+    path = nowhere / "corpus.txt"
     with pytest.warns(RuntimeWarning, match="offline corpus"):
         assert load_corpus(path, download=True) == offline_corpus()
     assert not path.exists(), "nothing may be cached after a failed download"
 
 
 @pytest.mark.parametrize("payload", [b"", b"  \n", b"\xff\xfe not utf-8 \xc3"], ids=["empty", "blank", "not-utf8"])
-def test_a_useless_download_is_not_cached(tmp_path, monkeypatch, payload):
+def test_a_useless_download_is_not_cached(nowhere, monkeypatch, payload):
     monkeypatch.setattr(text_module, "_download", lambda url, timeout: payload)
-    path = tmp_path / "corpus.txt"
+    path = nowhere / "corpus.txt"
     with pytest.warns(RuntimeWarning, match="offline corpus"):
         assert load_corpus(path, download=True) == offline_corpus()
     assert not path.exists()
 
 
-def test_an_unwritable_cache_still_returns_the_downloaded_text(tmp_path, downloads):
-    blocker = tmp_path / "a-file"
+def test_an_unwritable_cache_still_returns_the_downloaded_text(nowhere, downloads):
+    blocker = nowhere / "a-file"
     blocker.write_text("not a directory", encoding="utf-8")
     with pytest.warns(RuntimeWarning, match="could not cache"):
         assert load_corpus(blocker / "corpus.txt", download=True) == SHAKESPEARE
 
 
-def test_the_default_cache_is_under_the_user_cache_directory(tmp_path, monkeypatch, downloads):
+def test_the_default_cache_is_under_the_user_cache_directory(nowhere, monkeypatch, downloads):
+    tmp_path = nowhere
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_path() == tmp_path / "home" / ".cache" / "llm_foundations" / "tinyshakespeare.txt"
