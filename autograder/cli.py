@@ -16,6 +16,7 @@ from autograder.export import FORMATS, export
 from autograder.feedback import feedback
 from autograder.grade import grade, summarize
 from autograder.release import release
+from autograder.sandbox import SandboxUnavailable
 
 
 def _release(args: argparse.Namespace) -> None:
@@ -37,9 +38,10 @@ def _collect(args: argparse.Namespace) -> None:
 
 def _grade(args: argparse.Namespace) -> None:
     limits = Limits(cell_seconds=args.timeout, submission_seconds=args.submission_timeout,
-                    memory_mb=args.memory_mb, output_bytes=args.output_bytes)
+                    memory_mb=args.memory_mb, output_bytes=args.output_bytes, processes=args.processes,
+                    file_mb=args.file_mb)
     path = grade(args.assignment, args.course_dir, submissions=args.submissions, jobs=args.jobs,
-                 limits=limits, force=args.force, progress=True)
+                 limits=limits, force=args.force, progress=True, sandboxed=not args.no_sandbox)
     print(summarize(path))
     print(f"grades written to {path}")
 
@@ -92,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=4096, help="memory limit per submission in MiB (default 4096)")
     p.add_argument("--output-bytes", type=int, default=1_000_000, help="output limit per submission (default 1 MB)")
     p.add_argument("--force", action="store_true", help="regrade submissions whose results are up to date")
+    p.add_argument("--processes", type=int, default=256, help="processes and threads per submission (default 256)")
+    p.add_argument("--file-mb", type=int, default=256, help="largest file a submission may write, MiB (default 256)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade WITHOUT the operating-system sandbox (only for trusted code, or where bubblewrap "
+                        "cannot run); every row and the summary then say so")
     p.set_defaults(run=_grade)
 
     p = verbs.add_parser("feedback", help="write one HTML feedback page per student",
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (AutograderError, ValueError) as error:
+    except (AutograderError, SandboxUnavailable, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

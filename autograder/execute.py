@@ -1,10 +1,15 @@
-"""Execute one assembled notebook in its own process group, under time, memory and output limits.
+"""Execute one assembled notebook under time, memory, output, process and file-size limits.
 
-The parent starts ``python -m autograder.execute`` as a new session; that worker lowers its
-address-space limit (the kernel it starts inherits it), runs every cell with nbclient (a cell
-that errors or times out is recorded and execution goes on), and writes the executed notebook.
-If the whole submission runs past its wall-clock limit the parent kills the process group,
-kernel included. A crash in the student's code can only ever take down that group.
+The parent starts ``python -m autograder.execute`` as a new session; that worker, which is the
+grader's own code and stays outside the sandbox, lowers its address-space limit (the kernel it
+starts inherits it) and drives the kernel with nbclient: a cell that errors or times out is
+recorded and execution goes on; the executed notebook is written to the worker's private
+temporary folder, which the kernel cannot see. The kernel itself, and everything it starts, runs
+in the operating-system sandbox of :mod:`autograder.sandbox` (which says what crosses it), and
+talks to the worker over unix sockets only. If the whole submission runs past its wall-clock
+limit the parent kills the worker, and with it (``--die-with-parent``) the sandbox and every
+process in it. The executed notebook is read back defensively: size-limited, valid nbformat, and
+exactly the cells that were sent.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +28,9 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import sandbox
+from autograder.sandbox import SandboxSettings
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -29,6 +38,8 @@ class Limits:
     submission_seconds: int = 600  # the whole notebook, kernel start included
     memory_mb: int = 4096  # address space of the kernel
     output_bytes: int = 1_000_000  # all outputs of the notebook together
+    processes: int = 256  # processes and threads the kernel's user may run (sandbox only)
+    file_mb: int = 256  # largest file the kernel may write (sandbox only)
 
 
 @dataclass
@@ -38,23 +49,24 @@ class Execution:
     problem: str | None  # None, or why the run did not complete normally
 
 
-def execute(nb: nbformat.NotebookNode, limits: Limits, workdir: Path, threads: int | None = None) -> Execution:
-    """Run ``nb`` in a worker process with ``workdir`` as its current directory.
+def execute(nb: nbformat.NotebookNode, limits: Limits, threads: int | None = None,
+            sandbox: SandboxSettings | None = None) -> Execution:
+    """Run ``nb`` in a worker process; its kernel runs inside ``sandbox`` (None: unisolated, ``--no-sandbox``).
 
     ``threads``: CPU threads the kernel's torch/numpy may use (``OMP_NUM_THREADS``), so that
     submissions graded side by side do not oversubscribe the cores; None leaves the environment as it is.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autograde-") as tmp:
         source, target = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
         nbformat.write(nb, source)
         settings = Path(tmp) / "limits.json"
-        settings.write_text(json.dumps({"cell_seconds": limits.cell_seconds, "memory_mb": limits.memory_mb}))
+        settings.write_text(json.dumps({"cell_seconds": limits.cell_seconds, "memory_mb": limits.memory_mb,
+                                        "sandbox": None if sandbox is None else sandbox.to_json()}))
         started = time.perf_counter()
         worker = subprocess.Popen(
             [sys.executable, "-m", "autograder.execute", str(source), str(target), str(settings)],
-            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-            env=_environment(threads),
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            env=_environment(threads), stdin=subprocess.DEVNULL,
         )
         try:
             _, stderr = worker.communicate(timeout=limits.submission_seconds)
@@ -69,8 +81,26 @@ def execute(nb: nbformat.NotebookNode, limits: Limits, workdir: Path, threads: i
         if not target.exists():
             tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
             return Execution(None, seconds, f"the kernel or worker crashed ({tail[0][:200]})")
-        executed = nbformat.read(target, as_version=4)
-        return Execution(executed, seconds, executed.metadata.pop("autograder_problem", None))
+        executed, problem = read_executed(target, nb, limits)
+        return Execution(executed, seconds, problem)
+
+
+# Outputs beyond the output limit are already an error; this bounds what is parsed at all.
+_MAX_EXECUTED_BYTES = 64 * 2**20
+
+
+def read_executed(path: Path, sent: nbformat.NotebookNode, limits: Limits) -> tuple[nbformat.NotebookNode | None, str | None]:
+    """The executed notebook, if it is a valid notebook of exactly the cells that were sent."""
+    if path.stat().st_size > _MAX_EXECUTED_BYTES + limits.output_bytes:
+        return None, f"output limit: the executed notebook is larger than {_MAX_EXECUTED_BYTES // 2**20} MiB"
+    try:
+        executed = nbformat.read(path, as_version=4)
+    except Exception as error:  # noqa: BLE001 - anything unreadable is the submission's problem
+        return None, f"the executed notebook could not be read ({type(error).__name__})"
+    sources = [(c.cell_type, c.source) for c in executed.cells]
+    if sources != [(c.cell_type, c.source) for c in sent.cells]:
+        return None, "the executed notebook does not hold the cells that were sent"
+    return executed, executed.metadata.pop("autograder_problem", None)
 
 
 def _environment(threads: int | None) -> dict[str, str]:
@@ -95,13 +125,19 @@ def _run_worker(source: Path, target: Path, settings: Path) -> None:
     limit = config["memory_mb"] * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     nb = nbformat.read(source, as_version=4)
+    private = Path(tempfile.mkdtemp(prefix="autograde-kernel-"))
+    private.chmod(0o755)  # the sandboxed kernel's own user must reach the sockets folder inside it
+    extra = {}
+    if config["sandbox"] is not None:
+        extra["km"] = sandbox.kernel_manager(SandboxSettings.from_json(config["sandbox"]), private)
     client = NotebookClient(
-        nb, timeout=config["cell_seconds"], kernel_name="python3", allow_errors=True,
+        nb, timeout=config["cell_seconds"], kernel_name="python3", allow_errors=True, **extra,
         interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError",
                           "evalue": f"the cell ran longer than {config['cell_seconds']} s and was stopped",
                           "traceback": []},
-        resources={"metadata": {"path": os.getcwd()}},
+        # unsandboxed, the kernel works in this private folder; sandboxed, this is only bwrap's host cwd
+        resources={"metadata": {"path": str(private)}},
     )
     try:
         client.execute()
@@ -110,6 +146,8 @@ def _run_worker(source: Path, target: Path, settings: Path) -> None:
             f"the kernel died (memory limit {config['memory_mb']} MiB, or the code ended the process)")
     except Exception as error:  # noqa: BLE001 - recorded, the parent decides
         nb.metadata["autograder_problem"] = f"execution failed: {type(error).__name__}: {str(error)[:200]}"
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     nbformat.write(nb, target)
 
 

@@ -2,7 +2,10 @@
 
 The grader injects ``install`` before the first cell and ``check`` before every graded test
 cell. ``install`` records the functions that checks rely on (comparisons, assertions, exception
-handling, the course's check helpers) and the names the instructor's locked cells bound.
+handling, and every function and class method of the course package: the check modules and the
+reference implementations they compare with) and the names the instructor's locked cells bound.
+The kernel runs in the sandbox, which does not see the grader's files: the cells carry this
+module's source and load it as a module of their own (:data:`INSTALL_CELL`).
 ``check`` puts back anything that was replaced since, so a patched ``torch.allclose`` or an
 exception handler that swallows failures has no effect on the tests, and reports what it had to
 put back, which flags the submission for review.
@@ -51,7 +54,27 @@ def _resolve(module_name: str):
         return None
 
 
+def _course_modules() -> list:
+    """Every module of the course package the checks may use, imported now, before student code runs.
+
+    The check modules import the reference implementations they compare with; importing them all
+    here means a check that imports lazily still finds the original. (Figure modules, which pull in
+    matplotlib and hold nothing a check uses, are left alone.)
+    """
+    import pkgutil
+
+    package = _resolve("llm_foundations")
+    if package is not None:
+        for info in pkgutil.walk_packages(package.__path__, "llm_foundations."):
+            short = info.name.split(".", 1)[1]
+            if short.startswith(("testing", "checks")):
+                _resolve(info.name)
+    return [m for name, m in sorted(sys.modules.items())
+            if m is not None and (name == "llm_foundations" or name.startswith("llm_foundations."))]
+
+
 def _snapshot_attributes() -> dict:
+    """(owner name, attribute) -> (owner, original value, read through the owner's __dict__)."""
     saved = {}
     for module_name, names in _WATCHED.items():
         module = _resolve(module_name)
@@ -59,17 +82,22 @@ def _snapshot_attributes() -> dict:
             continue
         for name in names:
             if hasattr(module, name):
-                saved[(module_name, name)] = (module, getattr(module, name))
+                saved[(module_name, name)] = (module, getattr(module, name), False)
     torch = sys.modules.get("torch")
     if torch is not None:
         for name in _TENSOR_METHODS:
             if name in vars(torch.Tensor) or hasattr(torch.Tensor, name):
-                saved[("torch.Tensor", name)] = (torch.Tensor, vars(torch.Tensor).get(name, getattr(torch.Tensor, name)))
-    testing = _resolve("llm_foundations.testing")
-    if testing is not None:
-        for name, value in vars(testing).items():
-            if callable(value) and not name.startswith("__"):
-                saved[("llm_foundations.testing", name)] = (testing, value)
+                saved[("torch.Tensor", name)] = (torch.Tensor, vars(torch.Tensor).get(name, getattr(torch.Tensor, name)), True)
+    for module in _course_modules():
+        for name, value in list(vars(module).items()):
+            if name.startswith("__") or not callable(value):
+                continue
+            saved[(module.__name__, name)] = (module, value, False)
+            if isinstance(value, type) and getattr(value, "__module__", "").startswith("llm_foundations"):
+                for attribute, member in list(vars(value).items()):
+                    if not attribute.startswith("__") or attribute in ("__init__", "__call__"):
+                        if callable(member) or isinstance(member, (staticmethod, classmethod, property)):
+                            saved[(f"{value.__module__}.{value.__qualname__}", attribute)] = (value, member, True)
     return saved
 
 
@@ -101,8 +129,8 @@ def remember_locked_names(names: list[str]) -> None:
 def check() -> list[str]:
     """Restore everything recorded by :func:`install`; print and return what had been changed."""
     changed = []
-    for (module_name, name), (owner, original) in _state.get("attributes", {}).items():
-        current = vars(owner).get(name, getattr(owner, name, None)) if module_name == "torch.Tensor" else getattr(owner, name, None)
+    for (module_name, name), (owner, original, through_dict) in _state.get("attributes", {}).items():
+        current = vars(owner).get(name, getattr(owner, name, None)) if through_dict else getattr(owner, name, None)
         if current is not original:
             changed.append(f"{module_name}.{name}")
             try:
@@ -130,10 +158,23 @@ def check() -> list[str]:
     return changed
 
 
-INSTALL_CELL = "__import__('autograder.guard').guard.install(globals());"
-CHECK_CELL = "__import__('autograder.guard').guard.check();"
+MODULE = "_autograder_guard"  # its name inside the kernel
+
+
+def _install_cell() -> str:
+    from pathlib import Path
+
+    source = Path(__file__).read_text(encoding="utf-8")
+    return (f"__import__('sys').modules[{MODULE!r}] = __guard = __import__('types').ModuleType({MODULE!r})\n"
+            f"exec(compile({source!r}, '<autograder guard>', 'exec'), __guard.__dict__)\n"
+            f"__guard.install(globals()); del __guard;")
+
+
+if __name__ != MODULE:  # the grader's copy; inside the kernel the cell below has already done this
+    INSTALL_CELL = _install_cell()
+CHECK_CELL = f"__import__('sys').modules[{MODULE!r}].check();"
 
 
 def remember_cell(names: list[str]) -> str:
-    return f"__import__('autograder.guard').guard.remember_locked_names({names!r});"
+    return f"__import__('sys').modules[{MODULE!r}].remember_locked_names({names!r});"
 

@@ -22,6 +22,11 @@ _PATTERNS = [
      "inspects the running program"),
     (re.compile(r"\bsys\.modules\b"), "touches sys.modules"),
     (re.compile(r"\bautograder\b"), "refers to the autograder"),
+    (re.compile(r"\bsubprocess\b|\bos\.(system|popen|fork|forkpty|setsid|spawn\w*|exec\w*|kill|killpg)\b"
+                r"|\bmultiprocessing\b"), "starts or signals other processes"),
+    (re.compile(r"\bsocket\b|\burllib\b|\brequests\.|\bhttp\.client\b"), "opens network connections"),
+    (re.compile(r"\blinecache\b|\bhistory_manager\b|\b_ih\b|\bIn\s*\[|getsource"),
+     "reads the notebook's own source or history"),
 ]
 
 _CHECKED_MODULES = ("torch", "numpy", "np", "math", "builtins", "F", "nn", "sys")

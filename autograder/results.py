@@ -8,6 +8,7 @@ re-run on its own.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class SubmissionResult:
     submission_sha256: str = ""
     cache_key: str = ""
     seconds: float = 0.0
+    sandboxed: bool = True  # False: graded with --no-sandbox
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,14 +67,61 @@ def max_score(source: NotebookNode) -> float:
     return float(sum(nbgrader_meta(c).get("points", 0) for c in source.cells if nbgrader_meta(c).get("grade")))
 
 
+_HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*$", re.MULTILINE | re.DOTALL)
+_SOLUTION_BLOCK = re.compile(r"^[ \t]*### BEGIN SOLUTION.*?### END SOLUTION[ \t]*$", re.MULTILINE | re.DOTALL)
+_SHORTEST_SECRET = 12  # shorter lines (``else:``, ``return out``) say nothing and would withhold honest text
+WITHHELD = "[withheld: this line quoted the grader's hidden tests or the instructor's solution]"
+
+
+def _lines(text: str) -> set[str]:
+    return {" ".join(line.split()) for line in text.splitlines()}
+
+
+def secret_lines(source: NotebookNode) -> set[str]:
+    """Lines of the hidden tests and of the instructor's solutions that students never see.
+
+    Student code shares the kernel with the test that calls it (its frames, ``linecache``, the
+    IPython history), so it can read a hidden test's source and raise it as its error message.
+    Lines that the released notebook shows anyway (stubs, visible tests) are not secret.
+    """
+    secret, public = set(), set()
+    for cell in source.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        blocks = _HIDDEN_BLOCK.findall(cell.source) + _SOLUTION_BLOCK.findall(cell.source)
+        for block in blocks:
+            secret |= _lines(block)
+        public |= _lines(_SOLUTION_BLOCK.sub("", _HIDDEN_BLOCK.sub("", cell.source)))
+    return {line for line in secret - public if len(line) >= _SHORTEST_SECRET}
+
+
+def scrub(message: str, secrets: set[str]) -> str:
+    """``message`` with every line that contains a secret line replaced, and a note when one was."""
+    if not secrets:
+        return message
+    kept, withheld = [], False
+    for line in message.splitlines():
+        flat = " ".join(line.split())
+        if len(flat) >= _SHORTEST_SECRET and any(secret in flat for secret in secrets):
+            kept.append(WITHHELD)
+            withheld = True
+        else:
+            kept.append(line)
+    return "\n".join(kept) if withheld else message
+
+
 def score_tests(executed: NotebookNode, source: NotebookNode) -> list[TestResult]:
     """One TestResult per graded cell of ``source``: full points unless its cell raised.
+
+    A failure's message is what students see in their feedback: it is scrubbed of any line of
+    the hidden tests or of the solutions (:func:`secret_lines`).
 
     Only an exception fails a test. Text on stderr (a warning from the student's code, a
     progress bar) does not: nbgrader's own rule, any stderr output fails the cell, would take
     points from correct answers.
     """
     executed_by_id = {nbgrader_meta(c).get("grade_id"): c for c in executed.cells if nbgrader_meta(c).get("grade")}
+    secrets = secret_lines(source)
     tests = []
     for cell in source.cells:
         meta = nbgrader_meta(cell)
@@ -86,7 +135,7 @@ def score_tests(executed: NotebookNode, source: NotebookNode) -> list[TestResult
         errors = [o for o in ran.get("outputs", []) if o.get("output_type") == "error"]
         if errors:
             message = f"{errors[0].get('ename', 'Error')}: {errors[0].get('evalue', '')}"
-            tests.append(TestResult(meta["grade_id"], 0.0, points, False, message[:4000]))
+            tests.append(TestResult(meta["grade_id"], 0.0, points, False, scrub(message[:4000], secrets)))
         elif ran.get("execution_count") is None and not ran.get("outputs"):
             tests.append(TestResult(meta["grade_id"], 0.0, points, False, "this test did not run"))
         else:
@@ -121,3 +170,19 @@ def timed_out(executed: NotebookNode) -> bool:
     # nbclient interrupts a cell that runs past its limit: the kernel reports KeyboardInterrupt
     return any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt")
                for c in executed.cells for o in c.get("outputs", []))
+
+
+def guard_failures(executed: NotebookNode) -> tuple[bool, bool]:
+    """(the guard's install cell failed, a guard check cell failed): a failed install is the grader's
+    fault (nothing of the student's had run yet); a failed check means student code got in its way."""
+    install_failed = check_failed = False
+    seen_install = False
+    for cell in executed.cells:
+        if cell.get("metadata", {}).get("autograder", {}).get("role") != "guard":
+            continue
+        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if not seen_install:
+            seen_install, install_failed = True, failed
+        elif failed:
+            check_failed = True
+    return install_failed, check_failed
