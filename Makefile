@@ -18,9 +18,10 @@ book: $(VENV)/.installed
 	$(BIN)/jupyter-book build .
 	@echo "Website built: open _build/html/index.html"
 
-## test: install (Python packages, and Chromium for the browser test) and run the whole test suite on 2 processes
+## test: install (Python packages, Chromium for the browser test, bubblewrap for the grading sandbox) and run the whole test suite on 2 processes
 test: $(VENV)/.installed
 	.ci/install-browser
+	.ci/install-sandbox
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20
 
 ## release: regenerate exercises/ from solutions/
