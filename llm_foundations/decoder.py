@@ -146,18 +146,23 @@ class Decoder(nn.Module):
 
     def forward(
         self, tgt_ids: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
-        memory_mask: Tensor | None = None, caches: list[KVCache] | None = None,
+        memory_mask: Tensor | None = None, caches: list[KVCache] | None = None, causal: bool = True,
     ) -> Tensor:
         """Decode ``tgt_ids`` while attending to ``memory``.
 
         Args:
             tgt_ids: target ids (with ``caches``: only the tokens not yet in the caches).
             memory: the encoder's output.
-            tgt_mask: boolean, True = may attend; defaults to the causal mask (with ``caches``: the
-                causal mask offset by the number of cached tokens). Combine it with a target
-                padding mask yourself when the targets are padded.
+            tgt_mask: boolean, True = may attend, broadcastable to ``(B, H, L_t, T + L_t)``, e.g. a
+                target padding mask ``padding_mask(tgt_ids, pad_id)``. It is **combined** with the
+                causal mask (``causal & tgt_mask``), never substituted for it: passing only a padding
+                mask keeps the decoder causal. None: the causal mask alone (with ``caches``: the
+                causal mask offset by the number of cached tokens).
             memory_mask: boolean, True = may attend, e.g. ``padding_mask(src_ids, pad_id)``.
             caches: from :meth:`new_caches`; the new tokens' keys and values are appended.
+            causal: False drops the causal mask, so ``tgt_mask`` alone decides (None: every position
+                sees every position). Only for experiments (chapter 9's leak test): a decoder trained
+                that way reads the future.
 
         Shape:
             - tgt_ids: ``(B, L_t)``; memory: ``(B, L_s, d_model)``; output: ``(B, L_t, d_model)``
@@ -168,8 +173,9 @@ class Decoder(nn.Module):
         length = tgt_ids.size(1)
         if cached + length > self.max_len:
             raise ValueError(f"{cached + length} target positions exceed max_len={self.max_len}")
-        if tgt_mask is None:
-            tgt_mask = _cached_causal_mask(length, cached, tgt_ids.device)  # (L_t, T + L_t)
+        if causal:
+            future = _cached_causal_mask(length, cached, tgt_ids.device)  # (L_t, T + L_t)
+            tgt_mask = future if tgt_mask is None else future & tgt_mask  # a given mask narrows, never widens
         x = self.positions(self.embedding(tgt_ids), offset=cached)  # (B, L_t, d_model)
         for i, layer in enumerate(self.layers):
             x = layer(x, memory, tgt_mask, memory_mask, cache=caches[i] if caches else None)

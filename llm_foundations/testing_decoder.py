@@ -327,8 +327,8 @@ def decoder_param_count(vocab_size: int, d_model: int, d_ff: int, n_layers: int,
 def decoder_reference(decoder: nn.Module, ids: Tensor, memory: Tensor, tgt_mask: Tensor | None,
                       memory_mask: Tensor | None, vocab_size: int, d_model: int, norm_first: bool) -> Tensor:
     """The decoder's output computed from its parts: ``sqrt(d) E[ids] + PE`` through the decoder's
-    own ``.layers`` (each called as ``layer(x, memory, tgt_mask, memory_mask)``, with the causal
-    mask when ``tgt_mask`` is None), then the final ``.norm`` when ``norm_first``.
+    own ``.layers`` (each called as ``layer(x, memory, mask, memory_mask)`` with ``mask`` the causal
+    mask, combined with ``tgt_mask`` when one is given), then the final ``.norm`` when ``norm_first``.
 
     The layers are the student's own, so this checks the *assembly* (embedding scale, positions,
     the default causal mask, the loop, the final norm) independently of the layer's insides.
@@ -359,7 +359,7 @@ def _decoder_variants(decoder, ids, memory, tgt_mask, memory_mask, vocab_size, d
     tokens = weight[ids]  # (B, L_t, d)
     scale = math.sqrt(d_model)
     causal = reference_causal_mask(length, ids.device)
-    given = causal if tgt_mask is None else tgt_mask
+    given = causal if tgt_mask is None else causal & tgt_mask  # a given mask narrows the causal one
 
     def stack(x, m=given, mm=memory_mask, final=norm_first):
         for layer in decoder.layers:
@@ -397,8 +397,10 @@ def _decoder_variants(decoder, ids, memory, tgt_mask, memory_mask, vocab_size, d
             add("the default mask hides the diagonal too (tril(-1)): a position may attend to itself",
                 lambda: stack(x0, m=torch.tril(causal, diagonal=-1)))
             add("the default mask is inverted: True means 'may attend'", lambda: stack(x0, m=~causal))
-        elif not (tgt_mask.shape == causal.shape and torch.equal(tgt_mask, causal)):
-            add("the tgt_mask given is replaced by the causal mask: build the causal mask only when tgt_mask is None",
+        else:
+            add("the tgt_mask given replaces the causal mask: the decoder must stay causal whatever it is given, "
+                "combine them (causal_mask(L_t) & tgt_mask)", lambda: stack(x0, m=tgt_mask))
+            add("the tgt_mask given is ignored: combine it with the causal mask (causal_mask(L_t) & tgt_mask)",
                 lambda: stack(x0, m=causal))
         if memory_mask is not None:
             add("memory_mask is not passed on to the layers: the source padding is attended to",
@@ -415,9 +417,7 @@ class _ContractDecoder(_reference.Decoder):
 
     def forward(self, tgt_ids: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None) -> Tensor:
-        if tgt_mask is None:
-            tgt_mask = reference_causal_mask(tgt_ids.size(1), tgt_ids.device)
-        return super().forward(tgt_ids, memory, tgt_mask, memory_mask)
+        return super().forward(tgt_ids, memory, tgt_mask, memory_mask)  # causal, combined with tgt_mask
 
 
 def course_decoder(vocab_size: int, d_model: int, n_heads: int, d_ff: int, n_layers: int, norm_first: bool = True,

@@ -127,7 +127,6 @@ def transformer_mistakes(model: nn.Module, src_ids: Tensor, tgt_ids: Tensor, src
     """
     enc, dec = model.encoder, model.decoder
     gen = model.generator if output == "logits" else nn.Identity()
-    length = tgt_ids.size(1)
     wrong: dict[str, Tensor] = {}
 
     def add(explanation: str, fn: Callable[[], Tensor]) -> None:
@@ -147,9 +146,8 @@ def transformer_mistakes(model: nn.Module, src_ids: Tensor, tgt_ids: Tensor, src
             add("no mask reaches either stack: forward must give src_mask to the encoder and to the decoder's "
                 "cross-attention", lambda: gen(dec(tgt_ids, enc(src_ids, None), tgt_mask, None)))
         if tgt_mask is None:
-            everything = torch.ones(length, length, dtype=torch.bool, device=tgt_ids.device)
-            add("the decoder's self-attention is not causal: leave tgt_mask=None to the Decoder (it builds the causal "
-                "mask) instead of building a mask of your own", lambda: gen(dec(tgt_ids, memory, everything, src_mask)))
+            add("the decoder's self-attention is not causal: leave the causal mask to the Decoder (it always applies "
+                "it) instead of building a mask of your own", lambda: gen(dec(tgt_ids, memory, None, src_mask, causal=False)))
         if output == "logits":
             add("the logits went through a softmax: forward returns raw scores (logits); the loss applies the softmax",
                 lambda: right.softmax(-1))

@@ -67,6 +67,34 @@ def test_decoder_is_causal_and_ignores_masked_source_padding():
                                decoder(tgt, longer, memory_mask=padding_mask(src_longer, 0)))
 
 
+def test_a_given_tgt_mask_is_combined_with_the_causal_mask_not_substituted():
+    decoder = Decoder(20, 16, 4, 32, 2).eval()
+    memory = torch.randn(2, 4, 16)
+    tgt = torch.tensor([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 11, 12]])
+    pad = padding_mask(tgt, 0)  # (B, 1, 1, L_t): only the target padding, no causal part
+    out = decoder(tgt, memory, tgt_mask=pad)
+    changed = tgt.clone()
+    changed[1, 3:] = (changed[1, 3:] + 1) % 20
+    again = decoder(changed, memory, tgt_mask=padding_mask(changed, 0))
+    torch.testing.assert_close(again[1, :3], out[1, :3], msg="a padding-only tgt_mask must keep the decoder causal")
+    explicit = decoder(tgt, memory, tgt_mask=causal_mask(6) & pad)
+    torch.testing.assert_close(out, explicit, msg="decoder(tgt_mask=m) must equal decoder(tgt_mask=causal & m)")
+    everything = torch.ones(6, 6, dtype=torch.bool)
+    torch.testing.assert_close(decoder(tgt, memory, everything), decoder(tgt, memory),
+                               msg="an all-True tgt_mask adds nothing to the causal mask")
+
+
+def test_causal_false_lets_every_position_see_the_future():
+    decoder = Decoder(20, 16, 4, 32, 2).eval()
+    memory = torch.randn(1, 4, 16)
+    tgt = torch.randint(0, 20, (1, 6))
+    changed = tgt.clone()
+    changed[0, 5] = (changed[0, 5] + 1) % 20
+    first = decoder(tgt, memory, causal=False)[:, 0]
+    assert not torch.allclose(first, decoder(changed, memory, causal=False)[:, 0]), \
+        "with causal=False position 0 must read the last token"
+
+
 def test_kv_cache_decoding_equals_full_decoding():
     decoder = Decoder(30, 16, 2, 32, 3).eval()
     memory = torch.randn(2, 5, 16)

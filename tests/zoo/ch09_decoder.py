@@ -84,8 +84,13 @@ class DecoderLayer(nn.Module):
     Answer("no_final_norm", "forgets the final LayerNorm of the pre-LN stack",
            replace={DECODER: [("        if self.norm is not None:\n            x = self.norm(x)\n", "")]}),
     Answer("no_default_causal_mask", "uses no mask when tgt_mask is None (the decoder reads the future)",
-           replace={DECODER: [("        if tgt_mask is None:\n            tgt_mask = causal_mask(length, "
-                               "device=tgt_ids.device)  # no peeking at later positions\n", "")]}),
+           replace={DECODER: [("tgt_mask = causal if tgt_mask is None else causal & tgt_mask",
+                               "tgt_mask = tgt_mask")]}),
+    Answer("given_mask_replaces_causal", "uses a given tgt_mask instead of the causal mask (a padding mask lets it "
+           "read the future)", replace={DECODER: [("tgt_mask = causal if tgt_mask is None else causal & tgt_mask",
+                                                   "tgt_mask = causal if tgt_mask is None else tgt_mask")]}),
+    Answer("given_mask_ignored", "always uses the causal mask and drops the tgt_mask it is given",
+           replace={DECODER: [("tgt_mask = causal if tgt_mask is None else causal & tgt_mask", "tgt_mask = causal")]}),
     Answer("embedding_without_scale", "uses nn.Embedding, without the sqrt(d_model) factor",
            replace={DECODER: [("self.embedding = TokenEmbedding(vocab_size, d_model)",
                                "self.embedding = nn.Embedding(vocab_size, d_model)")]}),
@@ -213,8 +218,9 @@ class Decoder(nn.Module):
         length = tgt_ids.shape[1]
         if length > self.max_len:
             raise ValueError("the target is longer than max_len")
-        if tgt_mask is None:
-            tgt_mask = causal_mask(length, tgt_ids.device)
+        position = torch.arange(length, device=tgt_ids.device)
+        causal = position[None, :] <= position[:, None]
+        tgt_mask = causal if tgt_mask is None else torch.logical_and(tgt_mask, causal)
         pe = sinusoidal_positional_encoding(length, self.d_model, device=tgt_ids.device)
         x = self.dropout(self.embedding(tgt_ids) + pe)
         for layer in self.layers:
