@@ -213,7 +213,8 @@ def gumbel_max_sample(logits: Tensor, generator: torch.Generator | None = None) 
     return (logits.to(dtype) + gumbel).argmax(dim=-1)  # (...,)
 
 
-def beam_search(step_fn: StepFn, bos_id: int, eos_id: int, beam_size: int, max_len: int) -> list[int]:
+def beam_search(step_fn: StepFn, bos_id: int, eos_id: int, beam_size: int, max_len: int,
+                length_penalty: float = 0.0) -> list[int]:
     """The most likely sequence that a beam of ``beam_size`` hypotheses finds.
 
     Start from ``[bos_id]`` with total log-probability 0. At each step every *unfinished*
@@ -226,7 +227,12 @@ def beam_search(step_fn: StepFn, bos_id: int, eos_id: int, beam_size: int, max_l
     Decisions worth knowing:
 
     - Finished hypotheses compete with unfinished ones **by total log-probability, with no length
-      normalisation**. Since log-probabilities are ``<= 0``, this favours short sequences.
+      normalisation** by default. Since log-probabilities are ``<= 0``, this favours short
+      sequences. ``length_penalty=alpha > 0`` ranks hypotheses by ``total / n ** alpha`` instead,
+      ``n`` the number of tokens after ``bos_id`` (``alpha = 1``: the mean log-probability per
+      token), the normalisation of Wu et al. (2016) without its constant 5 and of Hugging Face's
+      ``length_penalty``. Extensions of the same step all have the same ``n``, so it only changes
+      how finished hypotheses compare with longer ones, and which one is returned.
     - ``max_len`` counts every token, ``bos_id`` included: at most ``max_len - 1`` tokens are
       generated, and a sequence that reaches ``max_len`` without ``eos_id`` is returned as it is.
     - ``beam_size=1`` is greedy decoding (the argmax at each step, lowest id on ties).
@@ -243,6 +249,7 @@ def beam_search(step_fn: StepFn, bos_id: int, eos_id: int, beam_size: int, max_l
         eos_id: the token that ends a sequence.
         beam_size: how many hypotheses to keep, ``>= 1``.
         max_len: the longest sequence returned, in tokens, ``>= 1``.
+        length_penalty: ``alpha >= 0``; 0 (the default) compares total log-probabilities.
 
     Returns:
         The token ids of the best sequence: ``bos_id`` first, ``eos_id`` last if it was produced.
@@ -254,6 +261,12 @@ def beam_search(step_fn: StepFn, bos_id: int, eos_id: int, beam_size: int, max_l
         _check_int(value, name)
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {name}={value}")
+    if not _is_real(length_penalty) or length_penalty < 0:
+        raise ValueError(f"length_penalty must be a finite number >= 0, got {length_penalty!r}")
+
+    def rank(candidate: tuple[list[int], float]) -> float:  # what the beam is sorted by
+        tokens, score = candidate
+        return score if length_penalty == 0 or len(tokens) == 1 else score / (len(tokens) - 1) ** length_penalty
 
     def finished(tokens: list[int]) -> bool:
         return len(tokens) > 1 and tokens[-1] == eos_id
@@ -280,7 +293,7 @@ def beam_search(step_fn: StepFn, bos_id: int, eos_id: int, beam_size: int, max_l
             row, token = divmod(index, vocab)
             candidates.append((alive[row][0] + [token], score))
         # a stable sort keeps finished hypotheses (listed first) ahead on equal scores
-        beam = sorted(candidates, key=lambda c: c[1], reverse=True)[:beam_size]
+        beam = sorted(candidates, key=rank, reverse=True)[:beam_size]
     return beam[0][0]
 
 

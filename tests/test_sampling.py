@@ -5,6 +5,7 @@ The statistical tests use :func:`llm_foundations.testing_sampling.frequency_tole
 ``N`` draws over ``V`` tokens, a correct sampler exceeds it with probability below 1e-6
 (Hoeffding's inequality and a union bound), and the fixed generators make every run identical.
 """
+import itertools
 import math
 
 import pytest
@@ -356,6 +357,34 @@ def test_beam_search_does_not_length_normalise():
     assert beam_search(step, 0, 1, 1, 3) == [0, 2, 3]  # greedy
     assert beam_search(step, 0, 1, 4, 2) == [0, 2]  # stopped by max_len, without eos
     assert ts.beam_search_mistakes(step, 0, 1, 4, 3)[next(iter(ts.beam_search_mistakes(step, 0, 1, 4, 3)))] == [0, 2, 3]
+
+
+def test_length_penalty_ranks_by_log_probability_per_token():
+    def step(prefixes):  # the model of the test above
+        rows = [[0, 0.45, 0.55, 0] if len(p) == 1 else [0, 0.4, 0, 0.6] for p in prefixes.tolist()]
+        return torch.tensor(rows).clamp_min(1e-12).log()
+
+    assert beam_search(step, 0, 1, 4, 3, length_penalty=0.0) == beam_search(step, 0, 1, 4, 3) == [0, 1]
+    assert beam_search(step, 0, 1, 4, 3, length_penalty=1.0) == [0, 2, 3]  # -0.37 per token beats -0.80
+    with pytest.raises(ValueError, match="length_penalty"):
+        beam_search(step, 0, 1, 4, 3, length_penalty=-1.0)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_a_large_beam_with_length_penalty_finds_the_best_normalised_sequence(alpha):
+    table = torch.randn(4, 4, generator=torch.Generator().manual_seed(3)).log_softmax(-1)  # a random bigram model
+
+    def model(prefixes):
+        return table[prefixes[:, -1]]
+
+    best, best_score = None, -math.inf
+    for tail in itertools.product(range(4), repeat=4):
+        tail = tail[: tail.index(1) + 1] if 1 in tail else tail
+        tokens = [0, *tail]
+        score = sequence_log_prob(model, tokens) / len(tail) ** alpha
+        if score > best_score + 1e-12:
+            best, best_score = tokens, score
+    assert beam_search(model, 0, 1, 4**4, 5, length_penalty=alpha) == best
 
 
 # ------------------------------------------------------------------ the checking helpers
