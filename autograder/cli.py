@@ -12,7 +12,7 @@ from pathlib import Path
 from autograder.collect import collect
 from autograder.course import AutograderError
 from autograder.execute import Limits
-from autograder.export import FORMATS, export
+from autograder.export import FORMATS, export, fill_canvas_gradebook
 from autograder.feedback import feedback
 from autograder.grade import grade, summarize
 from autograder.release import release
@@ -52,6 +52,15 @@ def _feedback(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    if args.roster is not None:
+        if args.format != "canvas":
+            raise ValueError("--roster is a Canvas gradebook: use it with --format canvas")
+        report = fill_canvas_gradebook(args.course_dir, args.roster, args.output, args.assignment, args.column)
+        for line in report.lines():
+            print(line, file=sys.stderr)
+        if report.output:
+            print(f"exported to {report.output}: import it in Canvas (Grades, Import)", file=sys.stderr)
+        return
     path = export(args.course_dir, args.output, args.format)
     if path:
         print(f"exported to {path}", file=sys.stderr)
@@ -114,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--course-dir", type=Path, required=True)
     p.add_argument("--output", type=Path, help="file to write (default: standard output)")
     p.add_argument("--format", choices=FORMATS, default="csv")
+    p.add_argument("--roster", type=Path, help="the gradebook CSV exported from Canvas: written back with one "
+                                               "assignment's column filled in (with --format canvas)")
+    p.add_argument("--assignment", help="with --roster: the assignment to fill in (default: the only one graded)")
+    p.add_argument("--column", help="with --roster: the gradebook column to fill (default: the one named like the "
+                                    "assignment)")
     p.set_defaults(run=_export)
     return parser
 
