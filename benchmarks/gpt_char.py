@@ -3,27 +3,31 @@
     .venv/bin/python benchmarks/gpt_char.py --corpus input.txt [--device cpu] [--quick]
 
 The settings are those nanoGPT's README gives for a CPU (a laptop): 4 layers, 4 heads,
-128 dims (feed-forward 512), context 64, batch 12, 2,000 iterations, no dropout; AdamW with
+128 dims (feed-forward 512, GELU), no biases, context 64, batch 12, 2,000 iterations, no dropout; AdamW with
 betas (0.9, 0.99) and weight decay 0.1, gradient clipping at 1.0; learning rate 1e-3 after 100
 warm-up iterations, cosine decay to 1e-4 at iteration 2,000; the first 90% of the text trains,
 the last 10% validates. The published result is a validation loss of about 1.88 after about
 3 minutes. The model is :class:`llm_foundations.model.GPT` (learned positions, pre-LN, tied
-output layer), trained by :func:`llm_foundations.training.train`.
+output layer, GPT-2's initialisation, ``bias=False`` as nanoGPT), trained by
+:func:`llm_foundations.training.train`. To compare on one machine, run nanoGPT's own command
+(its README's CPU line) right before or after this script, with the same number of threads.
 
 On a machine shared with other work, ``--threads 1 --clock cpu`` compares CPU seconds instead
 of wall time: what one idle core would take. The validation loss here is the mean over *every* non-overlapping 64-character block of the
 validation text (nanoGPT averages 20 random batches: the same quantity, with more noise).
 
 ``--corpus`` is the tiny Shakespeare file (1,115,394 characters). This benchmark never
-downloads it. Without ``--corpus`` it reads the copy :func:`llm_foundations.text.load_corpus`
-caches after a download, when there is one, else the course's offline corpus, and then says
-that the number cannot be compared with nanoGPT's.
+downloads it. Without ``--corpus`` it reads the local copy
+:func:`llm_foundations.text.find_local_corpus` finds (``$LLM_FOUNDATIONS_CORPUS``, the download
+cache, ``shared/data/tinyshakespeare.txt``), when there is one, else the course's offline
+corpus, and then says that the number cannot be compared with nanoGPT's.
 Not a test: the time depends on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 
@@ -44,16 +48,12 @@ def load_text(path: str | None) -> tuple[str, str]:
     """The text and where it came from; never uses the network."""
     if path:
         return Path(path).read_text(encoding="utf-8"), path
-    try:
-        from llm_foundations.text import default_cache_path, load_corpus
-    except ImportError:  # a course without chapter 10's corpus module
-        from llm_foundations.corpus import generate_corpus
+    from llm_foundations.text import find_local_corpus, offline_corpus
 
-        return "\n".join(generate_corpus(45_000, seed=0)), "llm_foundations.corpus.generate_corpus (synthetic)"
-    cached = default_cache_path()
-    if cached.is_file():  # tiny Shakespeare, saved by an earlier load_corpus(download=True)
-        return load_corpus(cached, download=True), str(cached)
-    return load_corpus(download=False), "llm_foundations.text.load_corpus(download=False), the offline corpus"
+    local = find_local_corpus()
+    if local is not None:
+        return local.read_text(encoding="utf-8"), str(local)
+    return offline_corpus(), "llm_foundations.text.offline_corpus(), the offline corpus"
 
 
 def random_blocks(data: torch.Tensor, block: int, batch: int, generator: torch.Generator):
@@ -109,7 +109,8 @@ def main() -> None:
         print("!" * 100)
 
     set_seed(args.seed)
-    model = GPT(tokenizer.vocab_size, max_len=block, dropout=0.0, **sizes).to(device)
+    model = GPT(tokenizer.vocab_size, max_len=block, dropout=0.0, bias=False, activation="gelu", **sizes).to(device)
+    initial_loss = mean_loss(model, val_data[: 64 * 256 + 1], block, device)  # about ln V with GPT-2's initialisation
     batches = random_blocks(train_data, block, batch, torch.Generator().manual_seed(args.seed))
 
     def loss_fn(model: GPT, xy: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -127,6 +128,7 @@ def main() -> None:
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"GPT {sizes} ({n_params:,} parameters), context {block}, batch {batch}, {len(losses)} iterations")
+    print(f"initial loss {initial_loss:.3f} (ln {tokenizer.vocab_size} = {math.log(tokenizer.vocab_size):.3f})")
     print(f"{'':>16} {'val loss':>9} {'seconds':>8}  ({args.clock} time of training + validation)")
     print(f"{'nanoGPT (README)':>16} {PUBLISHED_LOSS:9.2f} {PUBLISHED_SECONDS:8.0f}")
     print(f"{'this run':>16} {val_loss:9.3f} {total_seconds:8.1f}   (training {train_seconds:.1f} s wall, "

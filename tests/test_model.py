@@ -1,5 +1,7 @@
 """llm_foundations.model: the encoder–decoder Transformer, its decoding, and the decoder-only GPT."""
 
+import math
+
 import pytest
 import torch
 
@@ -208,14 +210,105 @@ def test_gpt_generate_is_reproducible_and_random():
     assert not torch.equal(one, model.generate(prompt, 20, generator=torch.Generator().manual_seed(1)))
 
 
-def test_gpt_generate_refuses_to_run_past_max_len():
+def _cropping_loop(model, ids, steps):
+    """Greedy generation written out: the last max_len tokens through the whole model at every step."""
+    for _ in range(steps):
+        next_id = model(ids[:, -model.max_len:])[:, -1].argmax(-1)
+        ids = torch.cat([ids, next_id[:, None]], dim=1)
+    return ids
+
+
+def test_gpt_generate_crops_the_context_past_max_len():
     model = _gpt(max_len=12)
-    prompt = torch.zeros(1, 5, dtype=torch.long)
-    assert model.generate(prompt, 7).shape == (1, 12)
-    with pytest.raises(ValueError, match="max_len"):
-        model.generate(prompt, 8)
+    prompt = torch.randint(0, V, (2, 5))
+    expected = _cropping_loop(model, prompt, 20)  # 25 tokens: the window slides 13 times
+    for use_cache in (True, False):
+        out = model.generate(prompt, 20, temperature=0, use_cache=use_cache)
+        assert out.shape == (2, 25), f"generate must run past max_len=12 by cropping, got shape {tuple(out.shape)}"
+        assert torch.equal(out, expected), f"use_cache={use_cache}: each step must read the last max_len tokens"
+    long_prompt = torch.randint(0, V, (1, 30))  # longer than the window from the start
+    assert torch.equal(model.generate(long_prompt, 4, temperature=0), _cropping_loop(model, long_prompt, 4))
     with pytest.raises(ValueError):
-        model(torch.zeros(1, 13, dtype=torch.long))
+        model(torch.zeros(1, 13, dtype=torch.long))  # one forward pass still cannot see more than max_len
+
+
+def test_gpt_sampling_past_the_window_is_the_same_with_and_without_the_cache():
+    model = _gpt(max_len=10)
+    prompt = torch.randint(0, V, (3, 4))
+    runs = [model.generate(prompt, 25, temperature=0.9, top_k=8, generator=torch.Generator().manual_seed(3),
+                           use_cache=use_cache) for use_cache in (True, False)]
+    assert torch.equal(*runs)
+
+
+@pytest.mark.parametrize("vocab", [65, 500])
+def test_gpt_starts_near_the_loss_of_a_uniform_guess(vocab):
+    """GPT-2's initialisation, no sqrt(d) embedding scale with the tied head: the first loss is about ln V."""
+    torch.manual_seed(1)
+    model = GPT(vocab, d_model=128, n_heads=4, d_ff=512, n_layers=4, max_len=64, bias=False)
+    ids = torch.randint(0, vocab, (8, 65))
+    loss = torch.nn.functional.cross_entropy(model(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()).item()
+    assert abs(loss - math.log(vocab)) < 0.15, (
+        f"initial loss {loss:.2f}, expected about ln {vocab} = {math.log(vocab):.2f}: "
+        "with a tied head, embeddings scaled by sqrt(d) or initialised large make confident wrong guesses")
+
+
+def test_gpt_initialisation_is_gpt2s():
+    torch.manual_seed(0)
+    n_layers = 8
+    model = GPT(100, d_model=256, n_heads=4, d_ff=1024, n_layers=n_layers, max_len=128)
+    std = lambda t: t.detach().float().std().item()  # noqa: E731
+    assert abs(std(model.embedding.weight) - 0.02) < 0.002 and abs(std(model.positions.weight) - 0.02) < 0.002
+    for block in model.layers:
+        for linear in (block.self_attn.w_q, block.self_attn.w_k, block.self_attn.w_v, block.ffn.linear1):
+            assert abs(std(linear.weight) - 0.02) < 0.002 and torch.all(linear.bias == 0)
+        for residual in (block.self_attn.w_o, block.ffn.linear2):  # write into the residual stream
+            assert abs(std(residual.weight) - 0.02 / math.sqrt(2 * n_layers)) < 0.0005
+    assert torch.all(model.norm.weight == 1) and torch.all(model.norm.bias == 0)
+
+
+def test_gpt_embeddings_are_not_scaled_by_sqrt_d():
+    model = _gpt(n_layers=0)  # no blocks: logits = LN(E[ids] + P) E^T
+    ids = torch.randint(0, V, (2, 7))
+    x = model.embedding.weight[ids] + model.positions.weight[:7]
+    torch.testing.assert_close(model(ids), model.norm(x) @ model.embedding.weight.T)
+
+
+@pytest.mark.parametrize("activation, fn", [
+    ("relu", torch.relu), ("gelu", lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))),
+    ("gelu_tanh", lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))))])
+def test_gpt_feed_forward_activations(activation, fn):
+    block = _gpt(activation=activation).layers[0]
+    x = torch.randn(2, 5, 16)
+    expected = block.ffn.linear2(fn(block.ffn.linear1(x)))
+    torch.testing.assert_close(block.ffn(x), expected, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="activation"):
+        _gpt(activation="swish")
+
+
+def test_gpt_without_biases_has_none_and_the_expected_parameter_count():
+    d, d_ff, n_layers, max_len = 16, 32, 2, 24
+    model = _gpt(bias=False)
+    names = [name for name, _ in model.named_parameters()]
+    assert not any(name.endswith("bias") for name in names), f"bias=False left biases: {names}"
+    per_block = 4 * d * d + 2 * d * d_ff + 2 * d  # four projections, two FFN matrices, two LayerNorm gains
+    expected = V * d + max_len * d + n_layers * per_block + d  # tied head: counted once; final LayerNorm gain
+    assert sum(p.numel() for p in model.parameters()) == expected
+    ids = torch.randint(0, V, (2, 6))
+    assert model(ids).shape == (2, 6, V)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(bias=False, activation="relu"), dict(dropout=0.1)], ids=repr)
+def test_gpt_fused_kernels_compute_chapters_4_and_6s_numbers(options):
+    fused = _gpt(**options)
+    plain = _gpt(fused=False, **options)
+    plain.load_state_dict(fused.state_dict())
+    ids = torch.randint(0, V, (3, 11))
+    torch.testing.assert_close(fused(ids), plain(ids), atol=1e-5, rtol=1e-4)
+    caches = fused.new_caches()
+    steps = torch.cat([fused(ids[:, :4], caches=caches), fused(ids[:, 4:], caches=caches)], dim=1)
+    torch.testing.assert_close(steps, plain(ids), atol=1e-5, rtol=1e-4)
+    plain(ids)
+    assert plain.layers[0].self_attn.attn_weights.shape == (3, 4, 11, 11)  # the chapter-4 path keeps them
 
 
 def test_gpt_generate_restores_training_mode():
