@@ -135,7 +135,7 @@ def score_tests(executed: NotebookNode, source: NotebookNode) -> list[TestResult
         errors = [o for o in ran.get("outputs", []) if o.get("output_type") == "error"]
         if errors:
             message = f"{errors[0].get('ename', 'Error')}: {errors[0].get('evalue', '')}"
-            tests.append(TestResult(meta["grade_id"], 0.0, points, False, scrub(message[:4000], secrets)))
+            tests.append(TestResult(meta["grade_id"], 0.0, points, False, scrub(message, secrets)[:4000]))
         elif ran.get("execution_count") is None and not ran.get("outputs"):
             tests.append(TestResult(meta["grade_id"], 0.0, points, False, "this test did not run"))
         else:

@@ -20,6 +20,9 @@ from autograder.execute import Limits
 from autograder.grade import summarize
 from submissions import REPO, Answer, build_submission, notebook_paths
 
+# One worker grades the awkward class once (a module fixture on two workers would grade it twice).
+pytestmark = pytest.mark.xdist_group("awkward")
+
 ASSIGNMENT = "04_self_attention"
 SDPA = "scaled_dot_product_attention"
 
