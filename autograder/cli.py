@@ -66,6 +66,14 @@ def _export(args: argparse.Namespace) -> None:
         print(f"exported to {path}", file=sys.stderr)
 
 
+def _similarity(args: argparse.Namespace) -> None:
+    from autograder.similarity import similarity
+
+    report = similarity(args.assignment, args.course_dir, threshold=args.threshold, noise=args.noise)
+    for line in report.lines():
+        print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", help="with --roster: the gradebook column to fill (default: the one named like the "
                                     "assignment)")
     p.set_defaults(run=_export)
+
+    p = verbs.add_parser("similarity", help="find students whose answers are suspiciously alike",
+                         description="Compare the students' own code (answers and added cells; stubs and provided "
+                                     "code left out) pairwise and with the solution, insensitive to renamed "
+                                     "variables, comments, layout and reordered helpers (copydetect fingerprints). "
+                                     "Writes COURSE_DIR/similarity/ASSIGNMENT.html (answers side by side) and .csv.")
+    p.add_argument("assignment")
+    p.add_argument("--course-dir", type=Path, required=True)
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="similarity (0 to 1) from which a pair or a student is reported (default 0.5)")
+    p.add_argument("--noise", type=int, default=25,
+                   help="shortest shared run of normalised code that counts, in characters (default 25)")
+    p.set_defaults(run=_similarity)
     return parser
 
 
