@@ -38,6 +38,7 @@ namespace. Limits set on the kernel: address space (memory), processes, file siz
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import platform
@@ -130,8 +131,9 @@ def _kernel_user() -> int | None:
 
 
 # Runs inside the sandbox, before the kernel: set the limits, drop to the kernel's own user, exec.
-_TRAMPOLINE = """import os, resource, sys
+_TRAMPOLINE = """import os, resource, signal, sys
 uid, processes, file_bytes = (int(a) for a in sys.argv[1:4])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the file-size limit fails (EFBIG), not the kernel
 resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -175,6 +177,8 @@ def command(settings: SandboxSettings, private_dir: str, argv: list[str], uid: i
     args += mount_point(private_dir) + ["--bind", private_dir, private_dir]
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 * 2**20), "--perms", "1777", "--tmpfs", "/dev/shm",
              "--size", str(settings.workdir_mb * 2**20), "--perms", "1777", "--tmpfs", WORKDIR]
+    for device in sorted(glob.glob("/dev/nvidia*")):  # a GPU grading machine: its kernels may use CUDA
+        args += ["--dev-bind-try", device, device]
     for shipped in settings.shipped:  # the assignment's own data files, read-only
         args += ["--ro-bind", shipped, f"{WORKDIR}/{os.path.basename(shipped)}"]
     args += ["--chdir", WORKDIR,
