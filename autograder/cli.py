@@ -74,6 +74,15 @@ def _similarity(args: argparse.Namespace) -> None:
         print(line)
 
 
+def _gradescope(args: argparse.Namespace) -> None:
+    from autograder.gradescope import build
+
+    limits = Limits(cell_seconds=args.timeout, submission_seconds=args.submission_timeout, memory_mb=args.memory_mb)
+    path = build(args.assignment, args.output, limits=limits, allow_unsandboxed=args.allow_unsandboxed)
+    print(f"wrote {path}: upload it in Gradescope (the assignment's Configure Autograder, Zip file). It holds the "
+          f"solution notebook with the hidden tests: keep it private.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=int, default=25,
                    help="shortest shared run of normalised code that counts, in characters (default 25)")
     p.set_defaults(run=_similarity)
+
+    p = verbs.add_parser("gradescope", help="write a Gradescope autograder archive for an assignment",
+                         description="Write a Gradescope autograder archive (setup.sh, run_autograder, the course "
+                                     "package, the source notebook): Gradescope grades each submission with the "
+                                     "same pipeline and sandbox as grade and shows one test per graded cell "
+                                     "(cells with hidden tests after the grades are published).")
+    p.add_argument("assignment")
+    p.add_argument("--output", type=Path, default=Path("autograder.zip"), help="archive to write (default autograder.zip)")
+    p.add_argument("--timeout", type=int, default=120, help="seconds one cell may run (default 120)")
+    p.add_argument("--submission-timeout", type=int, default=600, help="seconds one notebook may run (default 600)")
+    p.add_argument("--memory-mb", type=int, default=4096, help="memory limit in MiB (default 4096)")
+    p.add_argument("--allow-unsandboxed", action="store_true",
+                   help="where bubblewrap cannot run in Gradescope's container, grade anyway without it (the "
+                        "container is then the only isolation); by default such a submission is not graded")
+    p.set_defaults(run=_gradescope)
     return parser
 
 
