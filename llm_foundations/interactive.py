@@ -302,7 +302,7 @@ def attention_explorer(
         f'{_json_script(data)}{controls}'
         f'<p class="lf-hint">Point at a query token (or press Tab to it) to see where it looks:</p>'
         f'<div class="lf-queries" role="group" aria-label="query tokens">{buttons}</div>'
-        f'<p class="lf-sentence" aria-label="keys shaded by the selected query\'s weights">{sentence}</p>'
+        f'<p class="lf-sentence"><span class="lf-label">keys, shaded by its weights:</span> {sentence}</p>'
         f'{summary}'
         f'<div class="lf-table-wrap" tabindex="0" role="region" aria-label="attention map">'
         f'<table class="lf-map"><caption>{esc(title)}: a row per query, a column per key</caption>'
