@@ -228,7 +228,7 @@ def similarity(
         try:
             submitted = assemble.read_notebook(path.read_bytes().decode("utf-8", errors="replace"))
         except assemble.SubmissionError as error:
-            report.skipped[student] = str(error)
+            report.skipped[student] = str(error).split(" (")[0]  # the reason, not the file's first bytes
             continue
         documents[student] = _document(student_code(submitted, source, stubs))
     own = {s: prints.of(text) for s, text in documents.items()}

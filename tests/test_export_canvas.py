@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 
 import pytest
 
@@ -129,3 +130,17 @@ def test_command_line_prints_what_the_instructor_must_check(tmp_path, capsys):
         assert expected in printed, f"expected {expected!r} in:\n{printed}"
     assert cli(["export", "--course-dir", str(course), "--format", "canvas", "--roster", str(GRADEBOOK),
                 "--output", str(GRADEBOOK)]) == 2, "the Canvas export itself must never be overwritten"
+
+
+def test_guide_shows_what_the_round_trip_prints_for_the_sample_class(tmp_path, capsys, monkeypatch):
+    from test_examples import EXAMPLES, GUIDE, guide_outputs
+
+    course = tmp_path / "course"
+    rows = csv.DictReader((EXAMPLES / ASSIGNMENT / "expected_grades.csv").open(encoding="utf-8"))
+    _results(course, {r["student_id"]: (float(r["score"]), r["status"]) for r in rows})  # what grade wrote
+    shutil.copy(GRADEBOOK, tmp_path / "gradebook.csv")
+    monkeypatch.chdir(tmp_path)
+    assert cli(["export", "--course-dir", str(course), "--format", "canvas", "--roster", "gradebook.csv",
+                "--output", "canvas_import.csv"]) == 0
+    printed = capsys.readouterr().err
+    assert printed in guide_outputs(), f"update the Canvas output in {GUIDE.name} to:\n{printed}"

@@ -156,3 +156,12 @@ def test_sample_class_scores_as_grade_does_without_leaking_hidden_tests(tmp_path
     ben = json.loads((tmp_path / "ben" / "autograder" / "results" / "results.json").read_text(encoding="utf-8"))
     failed = [t for t in ben["tests"] if t["status"] == "failed"]
     assert failed and any("sqrt(d_k)" in t["output"] for t in failed), "failed tests carry the teaching message"
+
+
+def test_guide_shows_what_building_the_archive_prints(tmp_path, capsys, monkeypatch):
+    from test_examples import GUIDE, guide_outputs
+
+    monkeypatch.chdir(tmp_path)
+    assert cli(["gradescope", ASSIGNMENT, "--output", "autograder.zip"]) == 0
+    printed = capsys.readouterr().out
+    assert printed in guide_outputs(), f"update the gradescope output in {GUIDE.name} to:\n{printed}"

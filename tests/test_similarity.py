@@ -184,3 +184,14 @@ def test_command_line(report, capsys):
     assert cli(["similarity", ASSIGNMENT, "--course-dir", str(course)]) == 0
     out = capsys.readouterr().out
     assert "similar: hana and kim" in out and "like the solution: lee" in out, out
+
+
+def test_guide_shows_what_similarity_prints_for_the_sample_class(tmp_path, capsys):
+    from autograder import collect
+    from test_examples import EXAMPLES, GUIDE, guide_outputs
+
+    course = tmp_path / "course"
+    collect(ASSIGNMENT, [EXAMPLES / ASSIGNMENT], course)
+    assert cli(["similarity", ASSIGNMENT, "--course-dir", str(course)]) == 0
+    printed = capsys.readouterr().out.replace(str(course), "~/course")
+    assert printed in guide_outputs(), f"update the similarity output in {GUIDE.name} to:\n{printed}"
