@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("export", help="export every result as one CSV",
                          description="One row per student and assignment: student_id, assignment, score, "
-                                     "max_score, status (graded, flagged: <reason>, error: <reason>).")
+                                     "max_score, status (graded, flagged: <reason>, error: <reason>). With "
+                                     "--format canvas --roster GRADEBOOK.csv (the gradebook exported from Canvas): "
+                                     "that file with one assignment's column filled in, for Canvas's Grades, Import.")
     p.add_argument("--course-dir", type=Path, required=True)
     p.add_argument("--output", type=Path, help="file to write (default: standard output)")
     p.add_argument("--format", choices=FORMATS, default="csv")
