@@ -1,6 +1,7 @@
 """``python -m autograder VERB``: parse the arguments, hand off to the verb's function, report.
 
-Verbs, in the order a course uses them: release, collect, grade, feedback, export.
+Verbs, in the order a course uses them: release, collect, grade, feedback, export; and similarity
+(alike answers) and gradescope (an autograder archive for Gradescope).
 """
 
 from __future__ import annotations
