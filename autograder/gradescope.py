@@ -57,6 +57,8 @@ SOURCE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y python3 python3-venv python3-pip bubblewrap
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {{
+    echo "the pinned packages need Python 3.11 or newer: choose the Ubuntu 24.04 base image"; exit 1; }}
 python3 -m venv {venv}
 {venv}/bin/python -m pip install --upgrade pip
 {venv}/bin/python -m pip install -r "$SOURCE/requirements.txt"
