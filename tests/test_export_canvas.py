@@ -136,7 +136,7 @@ def test_guide_shows_what_the_round_trip_prints_for_the_sample_class(tmp_path, c
     from test_examples import EXAMPLES, GUIDE, guide_outputs
 
     course = tmp_path / "course"
-    rows = csv.DictReader((EXAMPLES / ASSIGNMENT / "expected_grades.csv").open(encoding="utf-8"))
+    rows = csv.DictReader((EXAMPLES / ASSIGNMENT / "expected_grades.csv").read_text(encoding="utf-8").splitlines())
     _results(course, {r["student_id"]: (float(r["score"]), r["status"]) for r in rows})  # what grade wrote
     shutil.copy(GRADEBOOK, tmp_path / "gradebook.csv")
     monkeypatch.chdir(tmp_path)

@@ -70,10 +70,10 @@ def _tree(tmp_path, archive, notebooks: dict[str, bytes]):
     root = tmp_path / "autograder"
     with zipfile.ZipFile(archive) as z:
         z.extractall(root / "source")
-    for info in zipfile.ZipFile(archive).infolist():  # extractall drops the modes Gradescope keeps
-        mode = info.external_attr >> 16
-        if mode:
-            (root / "source" / info.filename).chmod(mode)
+        for info in z.infolist():  # extractall drops the modes Gradescope keeps
+            mode = info.external_attr >> 16
+            if mode:
+                (root / "source" / info.filename).chmod(mode)
     (root / "submission").mkdir()
     for name, data in notebooks.items():
         (root / "submission" / name).write_bytes(data)
@@ -125,7 +125,7 @@ def test_no_sandbox_means_no_grading_unless_the_archive_allows_it(tmp_path, arch
 
 @pytest.mark.slow
 def test_sample_class_scores_as_grade_does_without_leaking_hidden_tests(tmp_path, archive):
-    expected = {r["student_id"]: r for r in csv.DictReader((SAMPLE / "expected_grades.csv").open(encoding="utf-8"))}
+    expected = {r["student_id"]: r for r in csv.DictReader((SAMPLE / "expected_grades.csv").read_text(encoding="utf-8").splitlines())}
     files = {"ada": "ada_04_self_attention.ipynb", "ben": "Copy of ben_04_self_attention.ipynb",
              "cleo": "cleo_04_self_attention-2.ipynb", "dan": "dan_04_self_attention.ipynb",
              "eve": "eve_04_self_attention.ipynb"}
