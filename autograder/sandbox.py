@@ -12,8 +12,9 @@ What crosses the boundary, and in which direction:
 * **in, read-only**: the operating system (``/usr``, ``/etc``, ...), the Python installation and
   the package folders the kernel imports (found by asking the kernel's Python: its prefix and its
   ``sys.path``, plus the folder of ``llm_foundations``), and the files the assignment ships
-  beside its notebook (non-notebook files of ``source/ASSIGNMENT/``), copied into the working
-  directory. These are mounted at their own paths.
+  beside its notebook (non-notebook files of ``source/ASSIGNMENT/``), mounted in the working
+  directory, and the course's text corpus when ``$LLM_FOUNDATIONS_CORPUS`` names a local copy.
+  The others are mounted at their own paths.
 * **in and out, through sockets only**: one private directory holds the kernel's connection file
   (written by the grader, readable by the kernel) and the kernel's ZeroMQ unix sockets (``ipc``
   transport). It is the only channel: the sandbox has no network at all.
@@ -52,6 +53,7 @@ from pathlib import Path
 # grader's temporary files live.
 HIDDEN_ROOTS = ("/home", "/root", "/tmp", "/var/tmp", "/run")
 WORKDIR = "/home/student"  # the kernel's working directory and HOME, inside the sandbox
+CORPUS_ENV = "LLM_FOUNDATIONS_CORPUS"  # names a local copy of the course's corpus (llm_foundations.text)
 
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install "
                 "bubblewrap), or, only if every submission is trusted, grade with --no-sandbox")
@@ -199,8 +201,9 @@ def kernel_environment(threads: int | None) -> dict[str, str]:
     env = {"HOME": WORKDIR, "PATH": f"{python_dir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "TMPDIR": "/tmp", "MPLCONFIGDIR": f"{WORKDIR}/.matplotlib",
            "AUTOGRADER_EXECUTION": "1", "NBGRADER_EXECUTION": "autograde", "PYTHONDONTWRITEBYTECODE": "1"}
-    if os.environ.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    for name in ("PYTHONPATH", CORPUS_ENV):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if name in os.environ:
             env[name] = os.environ[name]
@@ -220,7 +223,11 @@ def settings_for(course_dir: Path, repo: Path, source_dir: Path, limits, threads
     hidden = sorted({str(Path(p).resolve()) for p in (course_dir, repo, tempfile.gettempdir())})
     shipped = sorted(str(p) for p in Path(source_dir).iterdir()
                      if p.is_file() and p.suffix != ".ipynb" and not p.name.startswith("."))
-    return SandboxSettings(hidden=hidden, readable=readable_paths(hidden), shipped=shipped,
+    readable = readable_paths(hidden)
+    corpus = os.environ.get(CORPUS_ENV)
+    if corpus and os.path.isfile(corpus) and not any(_is_under(os.path.realpath(corpus), h) for h in hidden):
+        readable.append(os.path.realpath(corpus))  # the course's text corpus, read-only, where the instructor keeps it
+    return SandboxSettings(hidden=hidden, readable=readable, shipped=shipped,
                            processes=limits.processes, file_mb=limits.file_mb, memory_mb=limits.memory_mb,
                            env=kernel_environment(threads))
 

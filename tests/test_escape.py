@@ -171,7 +171,9 @@ def _tree_digest(root) -> dict[str, str]:
 
 
 def _repository_digest() -> dict[str, str]:
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    """What a forger would rewrite: the solutions, the released exercises, the package and the grader."""
+    tracked = subprocess.run(["git", "ls-files", "-z", "solutions", "exercises", "llm_foundations", "autograder"],
+                             cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
     return {name.decode(): hashlib.sha256((REPO / name.decode()).read_bytes()).hexdigest()
             for name in tracked if name and (REPO / name.decode()).is_file()}
 

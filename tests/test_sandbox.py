@@ -229,3 +229,17 @@ def test_paths_that_contain_a_hidden_folder_are_not_mounted(monkeypatch):
                                                                        "/srv/course-repo/.venv/lib", "/srv/other"))
     kept = sandbox.readable_paths(["/srv/course", "/srv/course-repo"])
     assert kept == ["/srv/course-repo/.venv/lib", "/srv/other", "/usr/lib/python3"]
+
+
+def test_grading_without_the_sandbox_says_so_in_every_row_and_the_summary(tmp_path):
+    from autograder.grade import NOT_ISOLATED, summarize, with_isolation
+
+    assert with_isolation("graded", True) == "graded"
+    rows = [("a", 15, with_isolation("graded", False)), ("b", 4, with_isolation("flagged: reads environment variables", False))]
+    grades = tmp_path / "grades.csv"
+    grades.write_text("student_id,assignment,score,max_score,status\n"
+                      + "".join(f'{s},04,{p},15,"{status}"\n' for s, p, status in rows), encoding="utf-8")
+    line = summarize(grades)
+    assert line.startswith("2 submissions: 1 graded, 1 flagged; mean score 9.5 of 15"), line
+    assert "2 graded WITHOUT the sandbox (--no-sandbox)" in line
+    assert all(status.endswith(NOT_ISOLATED) for _, _, status in rows)
