@@ -366,16 +366,21 @@ def hinted_call(hints: Mapping[str, str]) -> Callable:
 call = hinted_call({})
 
 
-def pytorch_multihead_twin(mha: torch.nn.Module) -> torch.nn.MultiheadAttention:
+def pytorch_multihead_twin(mha: torch.nn.Module, n_heads: int | None = None) -> torch.nn.MultiheadAttention:
     """An ``nn.MultiheadAttention`` (batch_first, eval mode) holding the same weights as ``mha``.
 
     ``mha`` is any module with ``w_q``, ``w_k``, ``w_v``, ``w_o`` linear layers of width
-    ``d_model`` and ``n_heads`` heads. Remember that the twin's boolean masks mean True = blocked:
-    pass it ``~mask``.
+    ``d_model``; ``n_heads`` is the head count it was built with. Tests pass it explicitly (a
+    student's module may keep it under any name); without it the course's ``mha.n_heads`` is read.
+    Remember that the twin's boolean masks mean True = blocked: pass it ``~mask``.
     """
+    if n_heads is None:
+        n_heads = getattr(mha, "n_heads", None)
+        if n_heads is None:
+            raise TypeError("pytorch_multihead_twin(mha, n_heads): pass the number of heads the module was built with")
     d_model = mha.w_q.weight.shape[1]
     bias = mha.w_q.bias is not None
-    twin = torch.nn.MultiheadAttention(d_model, mha.n_heads, bias=bias, batch_first=True)
+    twin = torch.nn.MultiheadAttention(d_model, n_heads, bias=bias, batch_first=True)
     with torch.no_grad():
         twin.in_proj_weight.copy_(torch.cat([mha.w_q.weight, mha.w_k.weight, mha.w_v.weight]))
         twin.out_proj.weight.copy_(mha.w_o.weight)
