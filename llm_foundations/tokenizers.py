@@ -7,6 +7,10 @@ Two ways to cut text into pieces a model can count:
 - Byte-level BPE (:func:`train_bpe`, :func:`bpe_encode`, :func:`bpe_decode`), after Sennrich et
   al. (2016) applied to UTF-8 bytes: start from the 256 byte values, so that *every* string can be
   encoded, then repeatedly merge the most frequent adjacent pair of tokens into a new token.
+- :class:`ByteLevelBPE` (chapter 10): GPT-2's byte-level BPE. The text is first cut into pieces
+  by GPT-2's pattern (:data:`GPT2_PATTERN`: words with their leading space, numbers, punctuation,
+  whitespace), merges apply inside each piece by rank, and it reads GPT-2's own ``vocab.json``
+  and ``merges.txt`` (or the merges of :func:`train_bpe`).
 
 Ids and merges (byte-level BPE):
 
@@ -247,3 +251,193 @@ def bpe_token_strings(ids: Iterable[int], merges: Sequence[tuple[int, int]]) -> 
     that is not part of a whole character written as an escape such as ``\\xf0``."""
     vocab = bpe_vocabulary(merges)
     return [vocab[int(i)].decode("utf-8", errors="backslashreplace") for i in ids]
+
+
+# --------------------------------------------------------------------------------------------
+# GPT-2's byte-level BPE (chapter 10): pre-tokenisation, merges by rank, GPT-2's own files
+
+#: GPT-2's pre-tokenisation pattern (Radford et al., 2019): English contractions, a run of letters,
+#: of digits or of other symbols (each with at most one leading space), then whitespace. BPE runs
+#: inside each piece, so no token spans a word and the punctuation or space after it.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _compiled_pattern():
+    try:
+        import regex  # the standard library's re has no \p{L} (letters) or \p{N} (digits)
+    except ImportError as error:  # pragma: no cover - regex comes with transformers, and on Colab
+        raise ImportError("ByteLevelBPE needs the `regex` package for GPT-2's pattern: pip install regex") from error
+    return regex.compile(GPT2_PATTERN)
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's printable stand-in for each byte, so that a vocabulary file is text.
+
+    The 188 bytes that are printable Latin-1 characters (``!`` to ``~``, ``¡`` to ``¬``, ``®`` to
+    ``ÿ``) stand for themselves; the other 68 (control bytes, the space, ...) get the characters
+    ``U+0100`` onwards in byte order: the space is ``Ġ`` (U+0120), the newline ``Ċ`` (U+010A).
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    mapping, extra = {}, 0
+    for byte in range(NUM_BYTES):
+        if byte in printable:
+            mapping[byte] = chr(byte)
+        else:
+            mapping[byte] = chr(NUM_BYTES + extra)
+            extra += 1
+    return mapping
+
+
+class ByteLevelBPE:
+    """A GPT-2-style byte-level BPE: GPT-2's pre-tokenisation, then merges applied by rank inside each piece.
+
+    A token is a string of GPT-2's byte stand-ins (:func:`bytes_to_unicode`): ``"Ġthe"`` is the
+    bytes of ``" the"``. Encoding splits the text with :data:`GPT2_PATTERN`, writes each piece's
+    UTF-8 bytes as stand-ins, and then, while any adjacent pair of the piece's tokens is a merge,
+    merges the pair of lowest rank (earliest learned) everywhere in the piece, left to right.
+    Decoding joins the tokens, maps the stand-ins back to bytes and decodes UTF-8 (invalid
+    sequences become ``"\\ufffd"``).
+
+    Args:
+        vocab: token string -> id (GPT-2's ``vocab.json``), every byte's stand-in included.
+        merges: the merges in rank order, pairs of token strings (GPT-2's ``merges.txt``).
+
+    Attributes:
+        vocab, merges, vocab_size (the largest id + 1), ranks (pair -> rank).
+    """
+
+    def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]]):
+        self.vocab = dict(vocab)
+        self.merges = [tuple(pair) for pair in merges]
+        self.ranks = {pair: rank for rank, pair in enumerate(self.merges)}
+        self.vocab_size = max(self.vocab.values()) + 1 if self.vocab else 0
+        self._tokens = {i: token for token, i in self.vocab.items()}
+        self._byte_symbol = bytes_to_unicode()
+        self._symbol_byte = {symbol: byte for byte, symbol in self._byte_symbol.items()}
+        missing = [symbol for symbol in self._byte_symbol.values() if symbol not in self.vocab]
+        if missing:
+            raise ValueError(f"the vocabulary must hold every byte's stand-in; missing {missing[:5]}")
+        for a, b in self.merges:
+            if a + b not in self.vocab:
+                raise ValueError(f"merge ({a!r}, {b!r}) makes {a + b!r}, which is not in the vocabulary")
+        self._pattern = _compiled_pattern()
+        self._cache: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_gpt2_files(cls, vocab_path, merges_path) -> ByteLevelBPE:
+        """Read GPT-2's ``vocab.json`` (token -> id) and ``merges.txt`` (a version line, then ``a b`` per line)."""
+        import json
+
+        with open(vocab_path, encoding="utf-8") as file:
+            vocab = json.load(file)
+        with open(merges_path, encoding="utf-8") as file:
+            lines = file.read().split("\n")
+        merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+        return cls(vocab, merges)
+
+    def save_gpt2_files(self, folder) -> tuple[str, str]:
+        """Write ``vocab.json`` and ``merges.txt`` in GPT-2's format (what Hugging Face ``tokenizers`` reads).
+
+        Returns:
+            The two paths.
+        """
+        import json
+        import os
+
+        os.makedirs(folder, exist_ok=True)
+        vocab_path, merges_path = os.path.join(folder, "vocab.json"), os.path.join(folder, "merges.txt")
+        with open(vocab_path, "w", encoding="utf-8") as file:
+            json.dump(self.vocab, file, ensure_ascii=False)
+        with open(merges_path, "w", encoding="utf-8") as file:
+            file.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges))
+        return vocab_path, merges_path
+
+    @classmethod
+    def from_merges(cls, merges: Sequence[tuple[int, int]]) -> ByteLevelBPE:
+        """The tokenizer of merges learned by :func:`train_bpe` (or :meth:`train`), with the course's ids.
+
+        Id ``i < 256`` is byte ``i`` and merge ``i`` makes id ``256 + i``, as in :func:`bpe_encode`;
+        only the order in which merges are applied changes (by rank, inside GPT-2's pieces).
+        """
+        symbol = bytes_to_unicode()
+        names = ["".join(symbol[byte] for byte in token) for token in bpe_vocabulary(merges)]
+        vocab = {}
+        for i, name in enumerate(names):
+            vocab.setdefault(name, i)  # two merges can spell the same bytes: the first id keeps the name
+        return cls(vocab, [(names[a], names[b]) for a, b in merges])
+
+    @classmethod
+    def train(cls, text: str, num_merges: int) -> ByteLevelBPE:
+        """Learn up to ``num_merges`` merges GPT-2's way: pairs are counted inside the pattern's pieces only.
+
+        Like :func:`train_bpe` (most frequent pair first, ties to the pair seen first, stop when no
+        pair occurs twice), but a merge never crosses a piece boundary: no token ``"the "`` or ``"d."``.
+        """
+        if isinstance(num_merges, bool) or not isinstance(num_merges, int) or num_merges < 0:
+            raise ValueError(f"num_merges must be a non-negative int, got {num_merges!r}")
+        pieces = Counter(_compiled_pattern().findall(text))  # piece -> how often it occurs, in order of appearance
+        words = [(utf8_bytes(piece), count) for piece, count in pieces.items()]
+        merges: list[tuple[int, int]] = []
+        for i in range(num_merges):
+            counts: Counter = Counter()
+            for ids, count in words:
+                for pair in zip(ids, ids[1:]):
+                    counts[pair] += count
+            if not counts:
+                break
+            pair = max(counts, key=counts.get)
+            if counts[pair] < 2:
+                break
+            words = [(merge_pair(ids, pair, NUM_BYTES + i), count) for ids, count in words]
+            merges.append(pair)
+        return cls.from_merges(merges)
+
+    def pieces(self, text: str) -> list[str]:
+        """The pre-tokenisation: ``text`` cut by :data:`GPT2_PATTERN` (the pieces join back to ``text``)."""
+        if not isinstance(text, str):
+            raise TypeError(f"expected a str, got {type(text).__name__}")
+        return self._pattern.findall(text)
+
+    def _bpe(self, piece: str) -> list[str]:
+        if piece in self._cache:
+            return self._cache[piece]
+        tokens = [self._byte_symbol[byte] for byte in utf8_bytes(piece)]
+        while len(tokens) > 1:
+            ranked = [(self.ranks.get(pair, len(self.ranks)), pair) for pair in zip(tokens, tokens[1:])]
+            rank, pair = min(ranked)
+            if rank == len(self.ranks):  # no pair is a merge
+                break
+            merged, i = [], 0
+            while i < len(tokens):
+                if i + 1 < len(tokens) and (tokens[i], tokens[i + 1]) == pair:
+                    merged.append(pair[0] + pair[1])
+                    i += 2
+                else:
+                    merged.append(tokens[i])
+                    i += 1
+            tokens = merged
+        if len(self._cache) < 100_000:
+            self._cache[piece] = tokens
+        return tokens
+
+    def tokens(self, text: str) -> list[str]:
+        """The token strings of ``text`` (byte stand-ins: ``"Ġthe"``), piece by piece."""
+        return [token for piece in self.pieces(text) for token in self._bpe(piece)]
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of ``text``: any string encodable as UTF-8."""
+        return [self.vocab[token] for token in self.tokens(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids``: their bytes joined, then decoded as UTF-8 (invalid sequences: ``"\\ufffd"``)."""
+        symbols = []
+        for i in ids:
+            i = int(i)
+            if i not in self._tokens:
+                raise ValueError(f"id {i} is not in the vocabulary of {len(self.vocab)} tokens")
+            symbols.append(self._tokens[i])
+        data = bytes(self._symbol_byte[s] for s in "".join(symbols) if s in self._symbol_byte)
+        return data.decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return f"ByteLevelBPE(vocab_size={self.vocab_size}, merges={len(self.merges)})"

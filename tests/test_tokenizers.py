@@ -239,3 +239,94 @@ def test_training_compresses_the_training_text():
     text = "the quick brown fox jumps over the lazy dog. " * 10
     merges = train_bpe(text, 50)
     assert len(bpe_encode(text, merges)) < len(text.encode()) / 5
+
+
+# ----------------------------------------------------------------------------- GPT-2's byte-level BPE
+
+from llm_foundations.corpus import SAMPLE_TEXT  # noqa: E402
+from llm_foundations.tokenizers import GPT2_PATTERN, ByteLevelBPE, bytes_to_unicode  # noqa: E402
+
+hf_tokenizers = pytest.importorskip("tokenizers")
+
+# any string a Python program can hold and encode as UTF-8 (no lone surrogates)
+ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+# text shaped like GPT-2's pieces: letters, digits, punctuation, runs of spaces and newlines, contractions
+PIECE_TEXT = st.lists(st.sampled_from(["the", " the", "The", "  ", "\n", "\n\n", " ", "'s", "'ll", "42", " 7",
+                                       "!!", " ,", "café", " 日本", "🙂", "\t", "x", " 's", "e", "d."]),
+                      max_size=25).map("".join)
+
+
+def _exported(bpe: ByteLevelBPE, folder) -> "hf_tokenizers.Tokenizer":
+    """Hugging Face's own byte-level BPE, read from the files the course tokenizer writes."""
+    vocab, merges = bpe.save_gpt2_files(folder)
+    return hf_tokenizers.ByteLevelBPETokenizer(vocab, merges)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A BPE the course trains (chapter 2's train_bpe, merges across pieces included), its GPT-2-style
+    version, and the version Hugging Face's tokenizers library builds from the exported files."""
+    bpe = ByteLevelBPE.from_merges(train_bpe(SAMPLE_TEXT + " naïve café, 日本語 🙂🙂!", 300))
+    return bpe, _exported(bpe, tmp_path_factory.mktemp("bpe"))
+
+
+def test_gpt2s_byte_stand_ins():
+    mapping = bytes_to_unicode()
+    assert len(set(mapping.values())) == 256
+    assert mapping[ord(" ")] == "Ġ" and mapping[ord("\n")] == "Ċ" and mapping[ord("a")] == "a"
+    assert all(mapping[b] == chr(b) for b in b"!~\xa1\xff")
+
+
+def test_the_pattern_cuts_words_numbers_punctuation_and_spaces():
+    bpe = ByteLevelBPE.from_merges([])
+    assert bpe.pieces("Hello world, it's 2024!\n\n  ok") == [
+        "Hello", " world", ",", " it", "'s", " 2024", "!", "\n\n ", " ok"]
+    assert "\\p{L}" in GPT2_PATTERN
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(ANY_TEXT, PIECE_TEXT))
+def test_encodes_any_text_to_the_ids_of_hugging_faces_byte_level_bpe(trained, text):
+    bpe, reference = trained
+    ids = bpe.encode(text)
+    expected = reference.encode(text).ids
+    assert ids == expected, f"{text!r}: course {ids}, tokenizers {expected}"
+    assert bpe.decode(ids) == text
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.text(st.sampled_from("ab cd.,\n'sé🙂1"), max_size=200), st.integers(0, 60))
+def test_any_trained_bpe_matches_hugging_face_on_its_own_text(tmp_path_factory, text, num_merges):
+    for bpe in (ByteLevelBPE.from_merges(train_bpe(text, num_merges)), ByteLevelBPE.train(text, num_merges)):
+        reference = _exported(bpe, tmp_path_factory.mktemp("bpe"))
+        assert bpe.encode(text) == reference.encode(text).ids
+        assert bpe.decode(bpe.encode(text)) == text
+
+
+def test_files_round_trip(trained, tmp_path):
+    bpe, _ = trained
+    again = ByteLevelBPE.from_gpt2_files(*bpe.save_gpt2_files(tmp_path))
+    assert again.vocab == bpe.vocab and again.merges == bpe.merges
+    assert again.encode(SAMPLE_TEXT) == bpe.encode(SAMPLE_TEXT)
+
+
+def test_training_never_merges_across_pieces():
+    text = "the cat sat on the mat. the end. the end. " * 20
+    bpe = ByteLevelBPE.train(text, 40)
+    tokens = bpe.tokens(text)
+    assert "Ġthe" in tokens and "Ġend" in tokens
+    for token in set(tokens):
+        as_text = bpe.decode([bpe.vocab[token]])
+        assert bpe.pieces(as_text) == [as_text], f"token {as_text!r} spans more than one of GPT-2's pieces"
+    crossing = ByteLevelBPE.from_merges(train_bpe(text, 40))  # chapter 2's BPE learns tokens such as "the "
+    assert any(len(crossing.pieces(crossing.decode([i]))) > 1 for i in crossing.vocab.values())
+
+
+def test_a_vocabulary_without_every_byte_or_with_a_dangling_merge_is_refused():
+    bpe = ByteLevelBPE.from_merges([])
+    with pytest.raises(ValueError, match="byte"):
+        ByteLevelBPE({"a": 0}, [])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        ByteLevelBPE(bpe.vocab, [("a", "b")])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        bpe.decode([256])
