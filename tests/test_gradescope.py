@@ -150,7 +150,7 @@ def test_sample_class_scores_as_grade_does_without_leaking_hidden_tests(tmp_path
             hidden = {t["name"] for t in results["tests"] if t["visibility"] == "after_published"}
             assert hidden == {m["grade_id"] for m, c in zip(graded_cells, [c for c in source.cells if
                               c.metadata.get("nbgrader", {}).get("grade")]) if "### BEGIN HIDDEN TESTS" in c.source}
-        text = json.dumps(results, ensure_ascii=False) + printed
+        text = "\n".join([results["output"], printed] + [t["output"] for t in results["tests"]])
         leaked = [line for line in secrets if line in " ".join(text.split())]
         assert not leaked and "HIDDEN TESTS" not in text, f"{student}: hidden tests in the output: {leaked[:3]}"
     ben = json.loads((tmp_path / "ben" / "autograder" / "results" / "results.json").read_text(encoding="utf-8"))
