@@ -222,3 +222,310 @@ class ResidualSublayer(nn.Module):
         return x + h if self.norm_first else self.norm(x + h)
 '''}),
 ]
+
+
+# Blind answers: written from the released student notebook alone (task text and visible tests),
+# without the solution, the hidden tests or the checks (b/ch06_residual_connections.py). They join the
+# alternatives as written: where one failed, the task text or the tests were fixed, never the answer.
+BLIND = [
+    Answer("blind_textbook", "mean / var(correction=0) / sqrt(var + eps); nn.Dropout module; ResidualSublayer "
+           "branches on self.norm_first inside forward", source={
+        "LayerNorm": '''class LayerNorm(nn.Module):
+    """Layer normalisation over the last dimension, like nn.LayerNorm: weight (gamma), bias (beta)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        mean = x.mean(dim=-1, keepdim=True)
+        var = x.var(dim=-1, keepdim=True, correction=0)
+        return self.weight * (x - mean) / torch.sqrt(var + self.eps) + self.bias
+''',
+        "FeedForward": '''class FeedForward(nn.Module):
+    """Position-wise feed-forward network: linear1 (d_model -> d_ff), ReLU, dropout, linear2 (d_ff -> d_model)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.linear2(self.dropout(torch.relu(self.linear1(x))))
+''',
+        "ResidualSublayer": '''class ResidualSublayer(nn.Module):
+    """x + dropout(sublayer(norm(x))) if norm_first (pre-LN), else norm(x + dropout(sublayer(x))) (post-LN)."""
+
+    def __init__(self, d_model, dropout=0.0, norm_first=True):
+        super().__init__()
+        self.norm = LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x, sublayer):
+        if self.norm_first:
+            return x + self.dropout(sublayer(self.norm(x)))
+        return self.norm(x + self.dropout(sublayer(x)))
+''',
+    }),
+    Answer("blind_float64_rsqrt", "statistics in float64 with E[x^2] - E[x]^2 and rsqrt, cast back; FeedForward with "
+           "clamp_min(0) and functional F.dropout(training=self.training); Residual with F.dropout too", source={
+        "LayerNorm": '''class LayerNorm(nn.Module):
+    """Layer normalisation over the last dimension, like nn.LayerNorm: weight (gamma), bias (beta)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.d_model = d_model
+        self.eps = float(eps)
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        x64 = x.to(torch.float64)
+        mean = x64.mean(dim=-1, keepdim=True)
+        centred = x64 - mean
+        var = (x64 * x64).mean(dim=-1, keepdim=True) - mean * mean
+        var = var.clamp_min(0.0)  # rounding can make E[x^2] - E[x]^2 slightly negative
+        x_hat = (centred * torch.rsqrt(var + self.eps)).to(x.dtype)
+        return x_hat * self.weight + self.bias
+''',
+        "FeedForward": '''class FeedForward(nn.Module):
+    """Position-wise feed-forward network: linear1 (d_model -> d_ff), ReLU, dropout, linear2 (d_ff -> d_model)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.p = dropout
+
+    def forward(self, x):
+        hidden = self.linear1(x).clamp_min(0.0)
+        hidden = F.dropout(hidden, p=self.p, training=self.training)
+        return self.linear2(hidden)
+''',
+        "ResidualSublayer": '''class ResidualSublayer(nn.Module):
+    """x + dropout(sublayer(norm(x))) if norm_first (pre-LN), else norm(x + dropout(sublayer(x))) (post-LN)."""
+
+    def __init__(self, d_model, dropout=0.0, norm_first=True):
+        super().__init__()
+        self.norm = LayerNorm(d_model)
+        self.p = dropout
+        self.pre_ln = bool(norm_first)
+
+    def _drop(self, h):
+        return F.dropout(h, p=self.p, training=self.training)
+
+    def forward(self, x, sublayer):
+        if self.pre_ln:
+            return x + self._drop(sublayer(self.norm(x)))
+        return self.norm(x + self._drop(sublayer(x)))
+''',
+    }),
+    Answer("blind_var_mean_sequential", "torch.var_mean(unbiased=False) and division; FeedForward keeps an "
+           "nn.Sequential that shares linear1/linear2 (duplicate state_dict keys); Residual picks a bound "
+           "method at construction time", source={
+        "LayerNorm": '''class LayerNorm(nn.Module):
+    """Layer normalisation over the last dimension, like nn.LayerNorm: weight (gamma), bias (beta)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+        self.eps = eps
+
+    def forward(self, x):
+        var, mean = torch.var_mean(x, dim=-1, keepdim=True, unbiased=False)
+        std = (var + self.eps).sqrt()
+        return torch.addcmul(self.bias, self.weight, (x - mean) / std)
+''',
+        "FeedForward": '''class FeedForward(nn.Module):
+    """Position-wise feed-forward network: linear1 (d_model -> d_ff), ReLU, dropout, linear2 (d_ff -> d_model)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.net = nn.Sequential(self.linear1, nn.ReLU(), nn.Dropout(dropout), self.linear2)
+
+    def forward(self, x):
+        return self.net(x)
+''',
+        "ResidualSublayer": '''class ResidualSublayer(nn.Module):
+    """x + dropout(sublayer(norm(x))) if norm_first (pre-LN), else norm(x + dropout(sublayer(x))) (post-LN)."""
+
+    def __init__(self, d_model, dropout=0.0, norm_first=True):
+        super().__init__()
+        self.norm = LayerNorm(d_model)
+        self.drop = nn.Dropout(dropout)
+        self.norm_first = norm_first
+        self._apply_fn = self._pre if norm_first else self._post
+
+    def _pre(self, x, f):
+        return x + self.drop(f(self.norm(x)))
+
+    def _post(self, x, f):
+        return self.norm(x + self.drop(f(x)))
+
+    def forward(self, x, sublayer):
+        return self._apply_fn(x, sublayer)
+''',
+    }),
+    Answer("blind_manual_sums", "sums divided by d (no mean/var helpers), pow(-0.5); FeedForward written with "
+           "F.linear on the layers' weights and torch.maximum; residual in two explicit steps with a "
+           "differently named dropout and norm_first flag", source={
+        "LayerNorm": '''class LayerNorm(nn.Module):
+    """Layer normalisation over the last dimension, like nn.LayerNorm: weight (gamma), bias (beta)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.normalized_shape = (d_model,)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        d = x.shape[-1]
+        mu = x.sum(dim=-1, keepdim=True) / d
+        diff = x - mu
+        sigma2 = (diff ** 2).sum(dim=-1, keepdim=True) / d
+        inv = (sigma2 + self.eps).pow(-0.5)
+        return diff * inv * self.weight + self.bias
+''',
+        "FeedForward": '''class FeedForward(nn.Module):
+    """Position-wise feed-forward network: linear1 (d_model -> d_ff), ReLU, dropout, linear2 (d_ff -> d_model)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.hidden_dropout = nn.Dropout(p=dropout)
+
+    def forward(self, x):
+        h = F.linear(x, self.linear1.weight, self.linear1.bias)
+        h = torch.maximum(h, torch.zeros((), dtype=h.dtype, device=h.device))
+        h = self.hidden_dropout(h)
+        return F.linear(h, self.linear2.weight, self.linear2.bias)
+''',
+        "ResidualSublayer": '''class ResidualSublayer(nn.Module):
+    """x + dropout(sublayer(norm(x))) if norm_first (pre-LN), else norm(x + dropout(sublayer(x))) (post-LN)."""
+
+    def __init__(self, d_model, dropout=0.0, norm_first=True):
+        super().__init__()
+        self.norm = LayerNorm(d_model)
+        self.residual_dropout = nn.Dropout(p=dropout)
+        self.prenorm = norm_first
+
+    def forward(self, x, sublayer):
+        if self.prenorm:
+            update = self.residual_dropout(sublayer(self.norm(x)))
+            return x + update
+        update = self.residual_dropout(sublayer(x))
+        summed = x + update
+        return self.norm(summed)
+''',
+    }),
+    Answer("blind_einsum_loops", "LayerNorm stats via einsum with a ones vector, gamma/beta applied with einsum; "
+           "FeedForward via einsum on weights with F.relu; Residual is one code path that normalises "
+           "before or after the torch.add depending on norm_first", source={
+        "LayerNorm": '''class LayerNorm(nn.Module):
+    """Layer normalisation over the last dimension, like nn.LayerNorm: weight (gamma), bias (beta)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        d = x.shape[-1]
+        avg = torch.full((d,), 1.0 / d, dtype=x.dtype, device=x.device)
+        mean = torch.einsum("...d,d->...", x, avg).unsqueeze(-1)
+        c = x - mean
+        var = torch.einsum("...d,...d,d->...", c, c, avg).unsqueeze(-1)
+        normed = c / torch.sqrt(var + self.eps)
+        return torch.einsum("...d,d->...d", normed, self.weight) + self.bias
+''',
+        "FeedForward": '''class FeedForward(nn.Module):
+    """Position-wise feed-forward network: linear1 (d_model -> d_ff), ReLU, dropout, linear2 (d_ff -> d_model)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        h = torch.einsum("...i,oi->...o", x, self.linear1.weight) + self.linear1.bias
+        h = self.drop(F.relu(h))
+        return torch.einsum("...i,oi->...o", h, self.linear2.weight) + self.linear2.bias
+''',
+        "ResidualSublayer": '''class ResidualSublayer(nn.Module):
+    """x + dropout(sublayer(norm(x))) if norm_first (pre-LN), else norm(x + dropout(sublayer(x))) (post-LN)."""
+
+    def __init__(self, d_model, dropout=0.0, norm_first=True):
+        super().__init__()
+        self.norm = LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x, sublayer):
+        inner = self.norm(x) if self.norm_first else x
+        out = torch.add(x, self.dropout(sublayer(inner)))
+        return out if self.norm_first else self.norm(out)
+''',
+    }),
+    Answer("blind_inplace_relu", "centred.square().mean() variance and a single reciprocal; FeedForward with "
+           "an in-place ReLU (relu_) on the fresh hidden tensor; Residual dispatches through a dict of the two "
+           "arrangements keyed by norm_first", source={
+        "LayerNorm": '''class LayerNorm(nn.Module):
+    """Layer normalisation over the last dimension, like nn.LayerNorm: weight (gamma), bias (beta)."""
+
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.variance_epsilon = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        centred = x - x.mean(-1, keepdim=True)
+        variance = centred.square().mean(-1, keepdim=True)
+        scale = self.weight * torch.reciprocal(torch.sqrt(variance + self.variance_epsilon))
+        return centred * scale + self.bias
+''',
+        "FeedForward": '''class FeedForward(nn.Module):
+    """Position-wise feed-forward network: linear1 (d_model -> d_ff), ReLU, dropout, linear2 (d_ff -> d_model)."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        hidden = self.linear1(x)
+        hidden.relu_()  # a fresh tensor, safe to rectify in place
+        return self.linear2(self.dropout(hidden))
+''',
+        "ResidualSublayer": '''class ResidualSublayer(nn.Module):
+    """x + dropout(sublayer(norm(x))) if norm_first (pre-LN), else norm(x + dropout(sublayer(x))) (post-LN)."""
+
+    def __init__(self, d_model, dropout=0.0, norm_first=True):
+        super().__init__()
+        self.norm = LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x, sublayer):
+        arrangements = {
+            True: lambda: x + self.dropout(sublayer(self.norm(x))),
+            False: lambda: self.norm(x + self.dropout(sublayer(x))),
+        }
+        return arrangements[bool(self.norm_first)]()
+''',
+    }),
+]
+
+ALTERNATIVES += BLIND
