@@ -274,3 +274,437 @@ def beam_search(step_fn, bos_id, eos_id, beam_size, max_len):
     return max(pool, key=lambda c: c[0])[1]
 '''}),
 ]
+
+
+# Blind answers: written from the released student notebook alone (task text and visible tests),
+# without the solution, the hidden tests or the checks (b/ch07_token_sampling.py). They join the
+# alternatives as written: where one failed, the task text or the tests were fixed, never the answer.
+BLIND = [
+    Answer("blind_textbook", "torch.softmax; topk k-th value + torch.where; sort/cumsum minus probs + scatter; "
+           "Gumbel with -log(-log u); beam search on Python lists with float scores, sorted()", source={
+        "softmax_with_temperature": '''def softmax_with_temperature(logits, temperature):
+    """Probabilities softmax(logits / temperature) over the last dimension; temperature must be > 0."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return torch.softmax(logits / temperature, dim=-1)
+''',
+        "top_k_filter": '''def top_k_filter(logits, k):
+    """Set every logit below the k-th largest of its row to -inf (ties with the k-th are kept)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if k >= logits.shape[-1]:
+        return logits.clone()
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]
+    return torch.where(logits >= kth, logits, torch.full_like(logits, float("-inf")))
+''',
+        "top_p_filter": '''def top_p_filter(logits, p):
+    """Keep, per row, the most probable tokens until their mass reaches p; set the others to -inf."""
+    if not (0 < p <= 1):
+        raise ValueError(f"p must be in (0, 1], got {p}")
+    probs = torch.softmax(logits, dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # mass ranked strictly before
+    keep_sorted = before < p
+    keep_sorted[..., 0] = True
+    if p == 1:
+        keep_sorted[:] = True
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))
+''',
+        "sample_next_token": '''def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """One token per row of (B, V) logits: temperature, top-k, top-p, then a draw; temperature 0 is greedy."""
+    if temperature < 0:
+        raise ValueError("temperature must be >= 0")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    z = logits / temperature
+    if top_k is not None:
+        z = top_k_filter(z, top_k)
+    if top_p is not None:
+        z = top_p_filter(z, top_p)
+    probs = torch.softmax(z, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+''',
+        "gumbel_max_sample": '''def gumbel_max_sample(logits, generator=None):
+    """One draw per row of softmax(logits): argmax of logits plus Gumbel noise."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    u = u.clamp_min(torch.finfo(u.dtype).tiny)
+    g = -torch.log(-torch.log(u))
+    return torch.argmax(logits + g, dim=-1)
+''',
+        "beam_search": '''def beam_search(step_fn, bos_id, eos_id, beam_size, max_len):
+    """The highest-scoring sequence a beam of beam_size hypotheses finds (list of token ids)."""
+    beam = [([bos_id], 0.0)]
+
+    def finished(tokens):
+        return len(tokens) > 1 and tokens[-1] == eos_id
+
+    length = 1
+    while length < max_len and not all(finished(t) for t, _ in beam):
+        done = [(t, s) for t, s in beam if finished(t)]
+        open_ = [(t, s) for t, s in beam if not finished(t)]
+        log_probs = step_fn(torch.tensor([t for t, _ in open_], dtype=torch.long))
+        candidates = list(done)
+        for (tokens, score), row in zip(open_, log_probs.tolist()):
+            for token, lp in enumerate(row):
+                candidates.append((tokens + [token], score + lp))
+        candidates.sort(key=lambda c: c[1], reverse=True)
+        beam = candidates[:beam_size]
+        length += 1
+    best_tokens, _ = max(beam, key=lambda c: c[1])
+    return [int(t) for t in best_tokens]
+''',
+    }),
+    Answer("blind_float64_manual", "float64 stable softmax by hand; k-th largest by descending sort; exclusive "
+           "cumsum by shifting with cat; multinomial over float64 probs; exponential race argmin(E / p) for "
+           "Gumbel; vectorised beam with one flat topk over a float64 score tensor", source={
+        "softmax_with_temperature": '''def softmax_with_temperature(logits, temperature):
+    """Probabilities softmax(logits / temperature) over the last dimension; temperature must be > 0."""
+    if not temperature > 0:
+        raise ValueError("temperature must be positive")
+    z = logits.double() / temperature
+    z = z - z.amax(dim=-1, keepdim=True)
+    e = torch.exp(z)
+    return (e / e.sum(dim=-1, keepdim=True)).to(logits.dtype)
+''',
+        "top_k_filter": '''def top_k_filter(logits, k):
+    """Set every logit below the k-th largest of its row to -inf (ties with the k-th are kept)."""
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    V = logits.size(-1)
+    if k >= V:
+        return logits.clone()
+    sorted_desc = logits.sort(dim=-1, descending=True).values
+    threshold = sorted_desc[..., k - 1].unsqueeze(-1)
+    return logits.masked_fill(logits < threshold, float("-inf"))
+''',
+        "top_p_filter": '''def top_p_filter(logits, p):
+    """Keep, per row, the most probable tokens until their mass reaches p; set the others to -inf."""
+    if p <= 0 or p > 1:
+        raise ValueError("p must lie in (0, 1]")
+    if p == 1:
+        return logits.clone()
+    probs = torch.softmax(logits.double(), dim=-1)
+    sp, idx = torch.sort(probs, dim=-1, descending=True, stable=True)
+    csum = torch.cumsum(sp, dim=-1)
+    exclusive = torch.cat([torch.zeros_like(csum[..., :1]), csum[..., :-1]], dim=-1)
+    keep_sorted = exclusive < p
+    keep = torch.empty_like(keep_sorted)
+    keep.scatter_(-1, idx, keep_sorted)
+    out = logits.clone()
+    out[~keep] = float("-inf")
+    return out
+''',
+        "sample_next_token": '''def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """One token per row of (B, V) logits: temperature, top-k, top-p, then a draw; temperature 0 is greedy."""
+    if temperature == 0:
+        return torch.argmax(logits, dim=-1).long()
+    if temperature < 0:
+        raise ValueError("negative temperature")
+    scaled = logits.double() / temperature
+    if top_k is not None:
+        scaled = top_k_filter(scaled, top_k)
+    if top_p is not None:
+        scaled = top_p_filter(scaled, top_p)
+    probs = softmax_with_temperature(scaled, 1.0)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+''',
+        "gumbel_max_sample": '''def gumbel_max_sample(logits, generator=None):
+    """One draw per row of softmax(logits): argmax of logits plus Gumbel noise."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    u = torch.clamp(u, min=torch.finfo(u.dtype).tiny)
+    e = -torch.log(u.double())  # standard exponential
+    z = logits.double()
+    z = z - z.amax(dim=-1, keepdim=True)
+    # argmax(z - log e) == argmin(e * exp(-z)): the exponential race
+    return torch.argmin(e * torch.exp(-z), dim=-1)
+''',
+        "beam_search": '''def beam_search(step_fn, bos_id, eos_id, beam_size, max_len):
+    """The highest-scoring sequence a beam of beam_size hypotheses finds (list of token ids)."""
+    hyps = [[bos_id]]
+    scores = torch.zeros(1, dtype=torch.float64)
+    for _ in range(max_len - 1):
+        done = torch.tensor([len(h) > 1 and h[-1] == eos_id for h in hyps])
+        if bool(done.all()):
+            break
+        live = [h for h, d in zip(hyps, done.tolist()) if not d]
+        lp = step_fn(torch.tensor(live)).double()  # (n_live, V)
+        V = lp.shape[-1]
+        cand = (scores[~done][:, None] + lp).reshape(-1)
+        all_scores = torch.cat([cand, scores[done]])
+        k = min(beam_size, all_scores.numel())
+        top = torch.topk(all_scores, k).indices.tolist()
+        finished_hyps = [h for h, d in zip(hyps, done.tolist()) if d]
+        new_hyps = []
+        for i in top:
+            if i < cand.numel():
+                new_hyps.append(live[i // V] + [i % V])
+            else:
+                new_hyps.append(finished_hyps[i - cand.numel()])
+        hyps, scores = new_hyps, all_scores[top]
+    return [int(t) for t in hyps[int(torch.argmax(scores))]]
+''',
+    }),
+    Answer("blind_loops", "Python loops over rows: softmax via log_softmax().exp(); top-k by counting, per row, how many "
+           "logits are strictly larger; top-p with an explicit running sum per row; Gumbel written as "
+           "logits - log(-log u); beam search one hypothesis at a time with heapq.nlargest", source={
+        "softmax_with_temperature": '''def softmax_with_temperature(logits, temperature):
+    """Probabilities softmax(logits / temperature) over the last dimension; temperature must be > 0."""
+    if temperature <= 0:
+        raise ValueError("temperature <= 0 is not a distribution")
+    return torch.log_softmax(logits / temperature, dim=-1).exp()
+''',
+        "top_k_filter": '''def top_k_filter(logits, k):
+    """Set every logit below the k-th largest of its row to -inf (ties with the k-th are kept)."""
+    if k < 1:
+        raise ValueError("k < 1")
+    V = logits.shape[-1]
+    flat = logits.reshape(-1, V)
+    out = flat.clone()
+    if k >= V:
+        return out.reshape(logits.shape)
+    for r in range(flat.shape[0]):
+        row = flat[r]
+        n_larger = (row[None, :] > row[:, None]).sum(dim=1)  # how many logits beat each one
+        out[r] = row.masked_fill(n_larger >= k, float("-inf"))  # ties with the k-th survive
+    return out.reshape(logits.shape)
+''',
+        "top_p_filter": '''def top_p_filter(logits, p):
+    """Keep, per row, the most probable tokens until their mass reaches p; set the others to -inf."""
+    if not 0 < p <= 1:
+        raise ValueError("p must be in (0, 1]")
+    V = logits.shape[-1]
+    flat = logits.reshape(-1, V)
+    out = flat.clone()
+    if p == 1:
+        return out.reshape(logits.shape)
+    for r in range(flat.shape[0]):
+        probs = torch.softmax(flat[r], dim=-1)
+        order = torch.sort(probs, descending=True, stable=True).indices.tolist()
+        mass = 0.0
+        for rank, j in enumerate(order):
+            if rank > 0 and mass >= p:
+                out[r, j] = float("-inf")
+            mass += float(probs[j])
+    return out.reshape(logits.shape)
+''',
+        "sample_next_token": '''def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """One token per row of (B, V) logits: temperature, top-k, top-p, then a draw; temperature 0 is greedy."""
+    if temperature < 0:
+        raise ValueError(f"temperature must not be negative, got {temperature}")
+    if temperature == 0:
+        return logits.max(dim=-1).indices
+    x = logits.div(temperature)
+    x = x if top_k is None else top_k_filter(x, top_k)
+    x = x if top_p is None else top_p_filter(x, top_p)
+    return torch.multinomial(x.softmax(dim=-1), num_samples=1, generator=generator).view(-1)
+''',
+        "gumbel_max_sample": '''def gumbel_max_sample(logits, generator=None):
+    """One draw per row of softmax(logits): argmax of logits plus Gumbel noise."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    u = u.clamp_min(torch.finfo(u.dtype).tiny)
+    perturbed = logits - torch.log(-torch.log(u))
+    return perturbed.max(dim=-1).indices
+''',
+        "beam_search": '''import heapq
+
+
+def beam_search(step_fn, bos_id, eos_id, beam_size, max_len):
+    """The highest-scoring sequence a beam of beam_size hypotheses finds (list of token ids)."""
+    beam = [(0.0, (bos_id,))]
+    for _ in range(max_len - 1):
+        is_done = [len(seq) > 1 and seq[-1] == eos_id for _, seq in beam]
+        if all(is_done):
+            break
+        candidates = []
+        for (score, seq), done in zip(beam, is_done):
+            if done:
+                candidates.append((score, seq))
+                continue
+            log_probs = step_fn(torch.tensor([list(seq)], dtype=torch.long))[0]
+            for token in range(log_probs.shape[-1]):
+                candidates.append((score + float(log_probs[token]), seq + (token,)))
+        beam = heapq.nlargest(beam_size, candidates, key=lambda c: c[0])
+    best = max(beam, key=lambda c: c[0])
+    return list(best[1])
+''',
+    }),
+    Answer("blind_kthvalue", "F.softmax on a copy; k-th largest via kthvalue on the negated logits; top-p "
+           "through gather with the inverse permutation (argsort of the sort order) and float32 cumsum; "
+           "sampler reuses softmax_with_temperature for the tempering step; beam keeps finished hypotheses "
+           "in a separate pool", source={
+        "softmax_with_temperature": '''import torch.nn.functional as F
+
+
+def softmax_with_temperature(logits, temperature):
+    """Probabilities softmax(logits / temperature) over the last dimension; temperature must be > 0."""
+    if temperature <= 0:
+        raise ValueError("temperature must be strictly positive")
+    return F.softmax(logits.div(temperature), dim=-1)
+''',
+        "top_k_filter": '''def top_k_filter(logits, k):
+    """Set every logit below the k-th largest of its row to -inf (ties with the k-th are kept)."""
+    if k < 1:
+        raise ValueError("top-k needs k >= 1")
+    if k >= logits.size(-1):
+        return logits.clone()
+    kth_largest = -torch.kthvalue(-logits, k, dim=-1, keepdim=True).values
+    return torch.where(logits < kth_largest, -torch.inf, logits)
+''',
+        "top_p_filter": '''def top_p_filter(logits, p):
+    """Keep, per row, the most probable tokens until their mass reaches p; set the others to -inf."""
+    if p <= 0 or p > 1:
+        raise ValueError("p outside (0, 1]")
+    probs = logits.softmax(dim=-1)
+    sorted_probs, order = probs.sort(dim=-1, descending=True, stable=True)
+    mass_before = sorted_probs.cumsum(dim=-1).roll(1, dims=-1)
+    mass_before[..., 0] = 0.0
+    keep_sorted = (mass_before < p) | (p >= 1)
+    inverse = order.argsort(dim=-1)
+    keep = keep_sorted.gather(-1, inverse)
+    return torch.where(keep, logits, torch.full_like(logits, -math.inf))
+''',
+        "sample_next_token": '''def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """One token per row of (B, V) logits: temperature, top-k, top-p, then a draw; temperature 0 is greedy."""
+    if temperature < 0:
+        raise ValueError("temperature must be >= 0")
+    if temperature == 0:
+        return logits.argmax(-1)
+    filtered = logits / temperature
+    if top_k is not None:
+        filtered = top_k_filter(filtered, top_k)
+    if top_p is not None:
+        filtered = top_p_filter(filtered, top_p)
+    probs = softmax_with_temperature(filtered, 1.0)  # already tempered
+    draw = torch.multinomial(probs, 1, generator=generator)
+    return draw.squeeze(1)
+''',
+        "gumbel_max_sample": '''def gumbel_max_sample(logits, generator=None):
+    """One draw per row of softmax(logits): argmax of logits plus Gumbel noise."""
+    uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
+    tiny = torch.finfo(uniform.dtype).tiny
+    gumbel = -(-uniform.clamp_min(tiny).log()).log()
+    return (logits + gumbel).argmax(dim=-1)
+''',
+        "beam_search": '''def beam_search(step_fn, bos_id, eos_id, beam_size, max_len):
+    """The highest-scoring sequence a beam of beam_size hypotheses finds (list of token ids)."""
+    live = [([bos_id], 0.0)]  # unfinished hypotheses
+    finished = []  # hypotheses that ended with eos_id, kept unchanged
+    steps = 0
+    while live and steps < max_len - 1:
+        batch = torch.tensor([toks for toks, _ in live], dtype=torch.long)
+        log_probs = step_fn(batch)
+        pool = [(toks, s, True) for toks, s in finished]
+        for (toks, s), row in zip(live, log_probs):
+            for tok, lp in enumerate(row.tolist()):
+                pool.append((toks + [tok], s + lp, False))
+        pool.sort(key=lambda c: -c[1])
+        pool = pool[:beam_size]
+        finished = [(t, s) for t, s, _ in pool if len(t) > 1 and t[-1] == eos_id]
+        live = [(t, s) for t, s, _ in pool if not (len(t) > 1 and t[-1] == eos_id)]
+        steps += 1
+    best = max(finished + live, key=lambda c: c[1])
+    return list(best[0])
+''',
+    }),
+    Answer("blind_tensor_beam", "softmax via exp(z - logsumexp); top-k keeps logits >= k-th via a boolean mask and "
+           "masked_fill on a clone; top-p by building the keep mask in sorted order then un-sorting with "
+           "scatter_ in place on a clone; sampler with a float32 cast; beam with tensors of prefixes and "
+           "topk over (beam*V) plus finished scores", source={
+        "softmax_with_temperature": '''def softmax_with_temperature(logits, temperature):
+    """Probabilities softmax(logits / temperature) over the last dimension; temperature must be > 0."""
+    if isinstance(temperature, (int, float)) and temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    if torch.is_tensor(temperature) and bool((temperature <= 0).any()):
+        raise ValueError("temperature must be > 0")
+    z = logits / temperature
+    return torch.exp(z - torch.logsumexp(z, dim=-1, keepdim=True))
+''',
+        "top_k_filter": '''def top_k_filter(logits, k):
+    """Set every logit below the k-th largest of its row to -inf (ties with the k-th are kept)."""
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    out = logits.clone()
+    if k < logits.shape[-1]:
+        values, _ = logits.topk(k, dim=-1, largest=True, sorted=True)
+        below = logits < values[..., k - 1 : k]
+        out.masked_fill_(below, float("-inf"))
+    return out
+''',
+        "top_p_filter": '''def top_p_filter(logits, p):
+    """Keep, per row, the most probable tokens until their mass reaches p; set the others to -inf."""
+    if not (p > 0 and p <= 1):
+        raise ValueError("p must be in (0, 1]")
+    out = logits.clone()
+    if p == 1:
+        return out
+    probs = torch.softmax(logits, dim=-1)
+    sorted_p, sorted_idx = torch.sort(probs, dim=-1, descending=True, stable=True)
+    crossed = (sorted_p.cumsum(-1) - sorted_p) >= p  # mass before rank r already reaches p
+    crossed[..., 0] = False
+    drop = torch.zeros_like(crossed)
+    drop.scatter_(-1, sorted_idx, crossed)
+    out.masked_fill_(drop, float("-inf"))
+    return out
+''',
+        "sample_next_token": '''def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """One token per row of (B, V) logits: temperature, top-k, top-p, then a draw; temperature 0 is greedy."""
+    if temperature < 0:
+        raise ValueError("temperature must be non-negative")
+    if temperature == 0:
+        return torch.argmax(logits, dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).reshape(-1)
+''',
+        "gumbel_max_sample": '''def gumbel_max_sample(logits, generator=None):
+    """One draw per row of softmax(logits): argmax of logits plus Gumbel noise."""
+    u = torch.rand(logits.shape, generator=generator, device=logits.device)
+    u = u.clamp_min(torch.finfo(u.dtype).tiny)
+    noise = torch.log(u).neg().log().neg()
+    scores = torch.where(torch.isneginf(logits), logits, logits + noise)
+    return scores.argmax(dim=-1)
+''',
+        "beam_search": '''def beam_search(step_fn, bos_id, eos_id, beam_size, max_len):
+    """The highest-scoring sequence a beam of beam_size hypotheses finds (list of token ids)."""
+    seqs = torch.tensor([[bos_id]], dtype=torch.long)  # live prefixes, all the same length
+    live_scores = torch.zeros(1)
+    done_seqs, done_scores = [], []  # finished hypotheses: lists and floats
+    for t in range(1, max_len):
+        if seqs.shape[0] == 0:
+            break
+        log_probs = step_fn(seqs).to(live_scores.dtype)  # (n, V)
+        n, V = log_probs.shape
+        flat = (live_scores[:, None] + log_probs).flatten()
+        pool = torch.cat([flat, torch.tensor(done_scores, dtype=flat.dtype)])
+        k = min(beam_size, pool.numel())
+        top_scores, top_idx = pool.topk(k)
+        new_live, new_live_scores, new_done, new_done_scores = [], [], [], []
+        for s, i in zip(top_scores.tolist(), top_idx.tolist()):
+            if i >= flat.numel():
+                new_done.append(done_seqs[i - flat.numel()])
+                new_done_scores.append(done_scores[i - flat.numel()])
+                continue
+            seq = seqs[i // V].tolist() + [i % V]
+            if i % V == eos_id:
+                new_done.append(seq)
+                new_done_scores.append(s)
+            else:
+                new_live.append(seq)
+                new_live_scores.append(s)
+        done_seqs, done_scores = new_done, new_done_scores
+        seqs = torch.tensor(new_live, dtype=torch.long).reshape(len(new_live), t + 1)
+        live_scores = torch.tensor(new_live_scores)
+    everything = [(s, q) for s, q in zip(done_scores, done_seqs)]
+    everything += [(s, q) for s, q in zip(live_scores.tolist(), seqs.tolist())]
+    best = max(everything, key=lambda c: c[0])
+    return [int(x) for x in best[1]]
+''',
+    }),
+]
+
+ALTERNATIVES += BLIND
