@@ -210,3 +210,229 @@ def apply_rope(x, positions=None, base=10000.0):
     return out.to(x.dtype)
 '''}),
 ]
+
+
+# Blind answers: written from the released student notebook alone (task text and visible tests),
+# without the solution, the hidden tests or the checks (a/ch03_positional_encoding.py). They join the
+# alternatives as written: where one failed, the task text or the tests were fixed, never the answer.
+BLIND = [
+    Answer("blind_slices_exp_log", "exp(-log(base)) frequencies with slice assignment into a zeros tensor; clamp of a broadcast difference; stack+flatten for RoPE, angles in the compute dtype", source={
+        "sinusoidal_positional_encoding": '''def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    """(seq_len, d_model): PE[p, 2i] = sin(p / base^(2i/d_model)), PE[p, 2i+1] = cos(p / base^(2i/d_model))."""
+    if d_model % 2 != 0:
+        raise ValueError(f"d_model must be even to hold (sin, cos) pairs, got {d_model}")
+    position = torch.arange(seq_len, dtype=torch.float32).unsqueeze(1)                  # (seq_len, 1)
+    div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(base) / d_model))
+    pe = torch.zeros(seq_len, d_model, dtype=torch.float32)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+''',
+        "relative_positions": '''def relative_positions(q_len, k_len, max_distance):
+    """LongTensor (q_len, k_len): [i, j] = clamp(j - i, -max_distance, max_distance) + max_distance."""
+    query_pos = torch.arange(q_len, dtype=torch.long)[:, None]
+    key_pos = torch.arange(k_len, dtype=torch.long)[None, :]
+    return (key_pos - query_pos).clamp(-max_distance, max_distance) + max_distance
+''',
+        "rope_angles": '''def rope_angles(seq_len, head_dim, base=10000.0):
+    """(seq_len, head_dim // 2): angle[p, i] = p * base^(-2i / head_dim)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    positions = torch.arange(seq_len, dtype=torch.float32)
+    return positions[:, None] * inv_freq[None, :]
+''',
+        "apply_rope": '''def apply_rope(x, positions=None, base=10000.0):
+    """Rotate each pair (x[..., 2i], x[..., 2i+1]) at position p by p * base^(-2i / head_dim)."""
+    L, head_dim = x.shape[-2], x.shape[-1]
+    if head_dim % 2 != 0:
+        raise ValueError(f"head_dim must be even, got {head_dim}")
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if positions is None:
+        positions = torch.arange(L, device=x.device)
+    pos = positions.to(device=x.device, dtype=compute)
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=x.device, dtype=compute) / head_dim)
+    theta = pos[:, None] * inv_freq[None, :]          # (L, head_dim / 2)
+    cos, sin = theta.cos(), theta.sin()
+    xc = x.to(compute)
+    a, b = xc[..., 0::2], xc[..., 1::2]
+    out = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+    return out.to(x.dtype)
+''',
+    }),
+    Answer("blind_pow_interleave_float64", "computes in float64 and casts back; torch.pow frequencies and stack/reshape interleaving; torch.clip on meshgrid; outer product angles; complex-number RoPE (view_as_complex * polar) whose inverse frequencies are rope_angles(2, d)[1]", source={
+        "sinusoidal_positional_encoding": '''def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    """(seq_len, d_model): PE[p, 2i] = sin(p / base^(2i/d_model)), PE[p, 2i+1] = cos(p / base^(2i/d_model))."""
+    if d_model % 2:
+        raise ValueError("an odd d_model cannot be split into (sin, cos) pairs")
+    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)
+    freqs = torch.pow(torch.tensor(float(base), dtype=torch.float64), -two_i / d_model)   # (d_model/2,)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), freqs)              # (seq_len, d_model/2)
+    pe = torch.stack((angles.sin(), angles.cos()), dim=-1).reshape(seq_len, d_model)
+    return pe.to(torch.float32)
+''',
+        "relative_positions": '''def relative_positions(q_len, k_len, max_distance):
+    """LongTensor (q_len, k_len): [i, j] = clamp(j - i, -max_distance, max_distance) + max_distance."""
+    i, j = torch.meshgrid(torch.arange(q_len), torch.arange(k_len), indexing="ij")
+    return torch.clip(j - i, min=-max_distance, max=max_distance).add(max_distance).long()
+''',
+        "rope_angles": '''def rope_angles(seq_len, head_dim, base=10000.0):
+    """(seq_len, head_dim // 2): angle[p, i] = p * base^(-2i / head_dim)."""
+    i = torch.arange(head_dim // 2, dtype=torch.float64)
+    inv_freq = 1.0 / (base ** (2.0 * i / head_dim))
+    return torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)
+''',
+        "apply_rope": '''def apply_rope(x, positions=None, base=10000.0):
+    """Rotate each pair (x[..., 2i], x[..., 2i+1]) at position p by p * base^(-2i / head_dim)."""
+    *lead, L, d = x.shape
+    if d % 2 == 1:
+        raise ValueError(f"apply_rope needs an even head_dim, got {d}")
+    real = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if positions is None:
+        pos = torch.arange(L, device=x.device, dtype=real)
+    else:
+        pos = torch.as_tensor(positions, device=x.device).to(real)
+    inv_freq = rope_angles(2, d, base)[1].to(device=x.device, dtype=real)  # the angles of position 1
+    theta = torch.outer(pos, inv_freq)                                  # (L, d/2)
+    rotor = torch.polar(torch.ones_like(theta), theta)                  # e^{i theta}
+    pairs = torch.view_as_complex(x.to(real).reshape(*lead, L, d // 2, 2).contiguous())
+    rotated = torch.view_as_real(pairs * rotor).reshape(*lead, L, d)
+    return rotated.to(x.dtype)
+''',
+    }),
+    Answer("blind_python_loops", "the formulas as Python double loops over math.sin/math.cos then torch.tensor; relative indices by loops; angles by loops; RoPE by explicit 2x2 rotation matrices and einsum", source={
+        "sinusoidal_positional_encoding": '''def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    """(seq_len, d_model): PE[p, 2i] = sin(p / base^(2i/d_model)), PE[p, 2i+1] = cos(p / base^(2i/d_model))."""
+    if d_model % 2 != 0:
+        raise ValueError(f"odd d_model={d_model}: features come in (sin, cos) pairs")
+    rows = []
+    for p in range(seq_len):
+        row = []
+        for i in range(d_model // 2):
+            angle = p / base ** (2 * i / d_model)
+            row.extend((math.sin(angle), math.cos(angle)))
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.float32).reshape(seq_len, d_model)
+''',
+        "relative_positions": '''def relative_positions(q_len, k_len, max_distance):
+    """LongTensor (q_len, k_len): [i, j] = clamp(j - i, -max_distance, max_distance) + max_distance."""
+    table = [[min(max(j - i, -max_distance), max_distance) + max_distance for j in range(k_len)]
+             for i in range(q_len)]
+    return torch.tensor(table, dtype=torch.long).reshape(q_len, k_len)
+''',
+        "rope_angles": '''def rope_angles(seq_len, head_dim, base=10000.0):
+    """(seq_len, head_dim // 2): angle[p, i] = p * base^(-2i / head_dim)."""
+    half = head_dim // 2
+    values = [[p * math.pow(base, -2.0 * i / head_dim) for i in range(half)] for p in range(seq_len)]
+    return torch.tensor(values, dtype=torch.float32).reshape(seq_len, half)
+''',
+        "apply_rope": '''def apply_rope(x, positions=None, base=10000.0):
+    """Rotate each pair (x[..., 2i], x[..., 2i+1]) at position p by p * base^(-2i / head_dim)."""
+    seq_len, head_dim = x.shape[-2:]
+    if head_dim % 2:
+        raise ValueError(f"head_dim={head_dim} is odd; RoPE rotates pairs of features")
+    dtype = torch.float64 if x.dtype is torch.float64 else torch.float32
+    if positions is None:
+        positions = torch.arange(seq_len)
+    p = positions.to(x.device, dtype)
+    exponent = torch.arange(head_dim // 2, device=x.device, dtype=dtype) * (-2.0 / head_dim)
+    theta = p[:, None] * torch.pow(torch.tensor(base, device=x.device, dtype=dtype), exponent)  # (L, d/2)
+    c, s = torch.cos(theta), torch.sin(theta)
+    rotation = torch.stack([torch.stack([c, -s], dim=-1), torch.stack([s, c], dim=-1)], dim=-2)  # (L, d/2, 2, 2)
+    pairs = x.to(dtype).unflatten(-1, (head_dim // 2, 2))                                      # (..., L, d/2, 2)
+    out = torch.einsum("lpij,...lpj->...lpi", rotation, pairs)
+    return out.flatten(-2).to(x.dtype)
+''',
+    }),
+    Answer("blind_inplace_where", "empty tensor filled in place with sin_/cos_ by slices; torch.minimum/maximum clipping; angles via einsum of exp; RoPE via the rotated partner of every pair with repeat_interleave'd cos/sin", source={
+        "sinusoidal_positional_encoding": '''def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    """(seq_len, d_model): PE[p, 2i] = sin(p / base^(2i/d_model)), PE[p, 2i+1] = cos(p / base^(2i/d_model))."""
+    if d_model % 2 == 1:
+        raise ValueError("d_model must be even")
+    half = d_model // 2
+    denom = base ** (torch.arange(half, dtype=torch.float32) * 2 / d_model)
+    angle = torch.arange(seq_len, dtype=torch.float32).view(-1, 1) / denom.view(1, -1)
+    pe = torch.empty(seq_len, d_model, dtype=torch.float32)
+    pe[:, 0::2] = angle
+    pe[:, 1::2] = angle
+    pe[:, 0::2].sin_()
+    pe[:, 1::2].cos_()
+    return pe
+''',
+        "relative_positions": '''def relative_positions(q_len, k_len, max_distance):
+    """LongTensor (q_len, k_len): [i, j] = clamp(j - i, -max_distance, max_distance) + max_distance."""
+    dist = torch.arange(k_len).unsqueeze(0) - torch.arange(q_len).unsqueeze(1)
+    lo = torch.full_like(dist, -max_distance)
+    hi = torch.full_like(dist, max_distance)
+    clipped = torch.minimum(torch.maximum(dist, lo), hi)
+    return (clipped + max_distance).to(torch.long)
+''',
+        "rope_angles": '''def rope_angles(seq_len, head_dim, base=10000.0):
+    """(seq_len, head_dim // 2): angle[p, i] = p * base^(-2i / head_dim)."""
+    i = torch.arange(head_dim // 2, dtype=torch.float32)
+    inv_freq = torch.exp(i * (-2.0 * math.log(base) / head_dim))
+    return torch.einsum("p,i->pi", torch.arange(seq_len, dtype=torch.float32), inv_freq)
+''',
+        "apply_rope": '''def apply_rope(x, positions=None, base=10000.0):
+    """Rotate each pair (x[..., 2i], x[..., 2i+1]) at position p by p * base^(-2i / head_dim)."""
+    head_dim = x.size(-1)
+    if head_dim % 2 != 0:
+        raise ValueError("odd head_dim")
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if positions is None:
+        positions = torch.arange(x.size(-2), device=x.device)
+    inv_freq = torch.exp(torch.arange(head_dim // 2, device=x.device, dtype=work) * (-2.0 * math.log(base) / head_dim))
+    theta = positions.to(device=x.device, dtype=work)[:, None] * inv_freq        # (L, d/2)
+    cos = theta.cos().repeat_interleave(2, dim=-1)                                # (L, d): c0 c0 c1 c1 ...
+    sin = theta.sin().repeat_interleave(2, dim=-1)
+    xw = x.to(work)
+    # partner of every feature inside its pair: (x0, x1) -> (-x1, x0)
+    partner = torch.stack((-xw[..., 1::2], xw[..., 0::2]), dim=-1).reshape(xw.shape)
+    return (xw * cos + partner * sin).to(x.dtype)
+''',
+    }),
+    Answer("blind_complex_preallocated", "sinusoid from complex exponentials (polar: real=cos, imag=sin) in float64; Toeplitz-style gather from one clipped row of distances; inverse frequencies in log space (float64, cast to float32); RoPE written into a preallocated torch.empty output by slice assignment, angles as p / base**(2i/d)", source={
+        "sinusoidal_positional_encoding": '''def sinusoidal_positional_encoding(seq_len, d_model, base=10000.0):
+    """(seq_len, d_model): PE[p, 2i] = sin(p / base^(2i/d_model)), PE[p, 2i+1] = cos(p / base^(2i/d_model))."""
+    if d_model % 2 != 0:
+        raise ValueError(f"sinusoidal_positional_encoding: d_model={d_model} is odd")
+    omega = torch.tensor(float(base), dtype=torch.float64) ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    phase = torch.arange(seq_len, dtype=torch.float64)[:, None] * omega         # (seq_len, d_model/2)
+    z = torch.polar(torch.ones_like(phase), phase)                               # cos + i sin
+    pe = torch.stack([z.imag, z.real], dim=-1).flatten(start_dim=1)
+    return pe.float()
+''',
+        "relative_positions": '''def relative_positions(q_len, k_len, max_distance):
+    """LongTensor (q_len, k_len): [i, j] = clamp(j - i, -max_distance, max_distance) + max_distance."""
+    # every distance j - i lies in [-(q_len - 1), k_len - 1]: clip that row once, then gather
+    if q_len == 0 or k_len == 0:
+        return torch.zeros(q_len, k_len, dtype=torch.long)
+    offsets = torch.arange(-(q_len - 1), k_len, dtype=torch.long)
+    row = offsets.clamp(min=-max_distance, max=max_distance) + max_distance
+    where = torch.arange(k_len)[None, :] - torch.arange(q_len)[:, None] + (q_len - 1)   # index of j - i in offsets
+    return row[where]
+''',
+        "rope_angles": '''def rope_angles(seq_len, head_dim, base=10000.0):
+    """(seq_len, head_dim // 2): angle[p, i] = p * base^(-2i / head_dim)."""
+    exponents = torch.arange(head_dim // 2, dtype=torch.float64) * (2.0 / head_dim)
+    inv_freq = torch.exp(-exponents * math.log(base)).to(torch.float32)
+    p = torch.arange(seq_len, dtype=torch.float32).unsqueeze(-1)
+    return p * inv_freq
+''',
+        "apply_rope": '''def apply_rope(x, positions=None, base=10000.0):
+    """Rotate each pair (x[..., 2i], x[..., 2i+1]) at position p by p * base^(-2i / head_dim)."""
+    if x.shape[-1] % 2 != 0:
+        raise ValueError(f"apply_rope: head_dim {x.shape[-1]} is not even")
+    L, d = x.shape[-2], x.shape[-1]
+    ftype = x.dtype if x.dtype == torch.float64 else torch.float32
+    pos = (torch.arange(L, device=x.device) if positions is None else positions.to(x.device)).to(ftype)
+    exponent = torch.arange(0, d, 2, device=x.device, dtype=ftype) / d
+    theta = pos.unsqueeze(-1) / torch.pow(torch.full_like(exponent, base), exponent)
+    even, odd = x[..., 0::2].to(ftype), x[..., 1::2].to(ftype)
+    out = torch.empty(x.shape, dtype=ftype, device=x.device)
+    out[..., 0::2] = even * theta.cos() - odd * theta.sin()
+    out[..., 1::2] = even * theta.sin() + odd * theta.cos()
+    return out.to(x.dtype)
+''',
+    }),
+]
+
+ALTERNATIVES += BLIND
