@@ -16,6 +16,7 @@ from notebooks import REPO, chapter_notebooks, exercise_notebooks, github_reposi
 pytestmark = pytest.mark.xdist_group("site")
 
 CHAPTER_SECONDS = 180  # the target is about a minute on 2 cores; the margin is for a loaded CI machine
+FINAL_CHAPTER_SECONDS = 420  # the final chapter trains two models: "a few minutes"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,8 @@ def test_chapter_executed_quickly_without_stderr_and_with_figures(path, executed
     """The site build executed every chapter (an exception fails the build); check what it produced."""
     assert path.name in executed, f"{path.name} was not executed by the site build"
     seconds, nb = executed[path.name]
-    assert seconds < CHAPTER_SECONDS, f"{path.name} took {seconds:.0f} s"
+    limit = FINAL_CHAPTER_SECONDS if path.name.startswith("10_") else CHAPTER_SECONDS
+    assert seconds < limit, f"{path.name} took {seconds:.0f} s (limit {limit} s)"
     stderr = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
     assert not stderr, f"{path.name} wrote to stderr: {stderr[:3]}"
     images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
