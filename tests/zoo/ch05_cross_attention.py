@@ -169,3 +169,212 @@ class AdditiveAttention(nn.Module):
         return weights @ values, weights
 '''}),
 ]
+
+
+# Blind answers: written from the released student notebook alone (task text and visible tests),
+# without the solution, the hidden tests or the checks (b/ch05_cross_attention.py). They join the
+# alternatives as written: where one failed, the task text or the tests were fixed, never the answer.
+BLIND = [
+    Answer("blind_broadcast", "textbook: (ids != pad_id)[:, None, None, :]; broadcast (B,Lq,1,H)+(B,1,Lk,H), "
+           "masked_fill(-inf) then nan_to_num; cross_attend passes the mask by keyword", source={
+        "padding_mask": '''def padding_mask(ids, pad_id):
+    """(B, L) token ids -> (B, 1, 1, L) boolean mask, True where ids != pad_id (real tokens)."""
+    return (ids != pad_id)[:, None, None, :]
+''',
+        "AdditiveAttention": '''class AdditiveAttention(nn.Module):
+    """Bahdanau attention: score v . tanh(w_q q + w_k k), softmax over the keys, average the values."""
+
+    def __init__(self, d_query, d_key, d_hidden):
+        super().__init__()
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def forward(self, query, keys, values, mask=None):
+        q = self.w_q(query).unsqueeze(2)  # (B, L_q, 1, H)
+        k = self.w_k(keys).unsqueeze(1)  # (B, 1, L_k, H)
+        scores = self.v(torch.tanh(q + k)).squeeze(-1)  # (B, L_q, L_k)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        return weights @ values, weights
+''',
+        "cross_attend": '''def cross_attend(mha, decoder_states, encoder_states, src_ids, pad_id):
+    """Queries from the decoder, keys and values from the encoder, the source's padding hidden."""
+    mask = padding_mask(src_ids, pad_id)
+    return mha(decoder_states, encoder_states, encoder_states, mask=mask)
+''',
+    }),
+    Answer("blind_einsum", "ne().unsqueeze chain; einsum for projections, scores (v.weight) and output; torch.where "
+           "with mask.any(-1) for empty rows; mask moved to the encoder's device, passed positionally", source={
+        "padding_mask": '''def padding_mask(ids, pad_id):
+    """(B, L) token ids -> (B, 1, 1, L) boolean mask, True where ids != pad_id (real tokens)."""
+    return ids.ne(pad_id).unsqueeze(1).unsqueeze(2)
+''',
+        "AdditiveAttention": '''class AdditiveAttention(nn.Module):
+    """Bahdanau attention: score v . tanh(w_q q + w_k k), softmax over the keys, average the values."""
+
+    def __init__(self, d_query, d_key, d_hidden):
+        super().__init__()
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def forward(self, query, keys, values, mask=None):
+        pq = torch.einsum("bqd,hd->bqh", query, self.w_q.weight)
+        pk = torch.einsum("bkd,hd->bkh", keys, self.w_k.weight)
+        hidden = torch.tanh(pq[:, :, None, :] + pk[:, None, :, :])  # (B, L_q, L_k, H)
+        scores = torch.einsum("bqkh,h->bqk", hidden, self.v.weight[0])
+        if mask is None:
+            weights = torch.softmax(scores, dim=-1)
+        else:
+            mask = mask.bool()
+            blocked = torch.full_like(scores, float("-inf"))
+            weights = torch.softmax(torch.where(mask, scores, blocked), dim=-1)
+            weights = torch.where(mask.any(dim=-1, keepdim=True), weights, torch.zeros_like(weights))
+        output = torch.einsum("bqk,bkd->bqd", weights, values)
+        return output, weights
+''',
+        "cross_attend": '''def cross_attend(mha, decoder_states, encoder_states, src_ids, pad_id):
+    """Queries from the decoder, keys and values from the encoder, the source's padding hidden."""
+    src_mask = padding_mask(src_ids, pad_id).to(encoder_states.device)
+    return mha(decoder_states, encoder_states, encoder_states, src_mask)
+''',
+    }),
+    Answer("blind_loops_float64", "padding mask via logical_not(eq).view; explicit loops over (b, i) rows in float64 "
+           "with a hand-written stable softmax, cast back; cross_attend expands the mask to (B,1,L_q,L_k)", source={
+        "padding_mask": '''def padding_mask(ids, pad_id):
+    """(B, L) token ids -> (B, 1, 1, L) boolean mask, True where ids != pad_id (real tokens)."""
+    B, L = ids.shape
+    return torch.logical_not(torch.eq(ids, pad_id)).view(B, 1, 1, L)
+''',
+        "AdditiveAttention": '''class AdditiveAttention(nn.Module):
+    """Bahdanau attention: score v . tanh(w_q q + w_k k), softmax over the keys, average the values."""
+
+    def __init__(self, d_query, d_key, d_hidden):
+        super().__init__()
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def forward(self, query, keys, values, mask=None):
+        B, L_q, _ = query.shape
+        L_k = keys.shape[1]
+        dtype = torch.promote_types(query.dtype, values.dtype)
+        pq = self.w_q(query).double()
+        pk = self.w_k(keys).double()
+        vals = values.double()
+        vw = self.v.weight.double()[0]
+        if mask is None:
+            allowed = torch.ones(B, L_q, L_k, dtype=torch.bool, device=query.device)
+        else:
+            allowed = torch.broadcast_to(mask, (B, L_q, L_k))
+        out_rows, w_rows = [], []
+        for b in range(B):
+            outs, ws = [], []
+            for i in range(L_q):
+                e = torch.tanh(pq[b, i] + pk[b]) @ vw  # (L_k,)
+                keep = allowed[b, i]
+                if keep.any():
+                    e = e.masked_fill(~keep, float("-inf"))
+                    z = torch.exp(e - e.max())
+                    w = z / z.sum()
+                else:
+                    w = torch.zeros(L_k, dtype=torch.float64, device=query.device)
+                ws.append(w)
+                outs.append(w @ vals[b])
+            w_rows.append(torch.stack(ws))
+            out_rows.append(torch.stack(outs))
+        return torch.stack(out_rows).to(dtype), torch.stack(w_rows).to(dtype)
+''',
+        "cross_attend": '''def cross_attend(mha, decoder_states, encoder_states, src_ids, pad_id):
+    """Queries from the decoder, keys and values from the encoder, the source's padding hidden."""
+    B, L_q, _ = decoder_states.shape
+    L_k = encoder_states.shape[1]
+    mask = padding_mask(src_ids, pad_id).expand(B, 1, L_q, L_k)
+    return mha(query=decoder_states, key=encoder_states, value=encoder_states, mask=mask)
+''',
+    }),
+    Answer("blind_weight_split", "padding mask built with torch.where over a full bool tensor and reshape; scores via "
+           "matmul with v.weight.T (no self.v call), exp/sum softmax with clamped denominator after -inf masking; "
+           "cross_attend aliases keys = values = encoder_states", source={
+        "padding_mask": '''def padding_mask(ids, pad_id):
+    """(B, L) token ids -> (B, 1, 1, L) boolean mask, True where ids != pad_id (real tokens)."""
+    real = torch.where(ids == pad_id, torch.zeros_like(ids, dtype=torch.bool), torch.ones_like(ids, dtype=torch.bool))
+    return real.reshape(ids.shape[0], 1, 1, ids.shape[-1])
+''',
+        "AdditiveAttention": '''import math
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau attention: score v . tanh(w_q q + w_k k), softmax over the keys, average the values."""
+
+    def __init__(self, d_query, d_key, d_hidden):
+        super().__init__()
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def forward(self, query, keys, values, mask=None):
+        features = torch.tanh(self.w_q(query)[:, :, None] + self.w_k(keys)[:, None])  # (B, L_q, L_k, H)
+        scores = (features @ self.v.weight.T)[..., 0]  # (B, L_q, L_k)
+        if mask is not None:
+            scores = scores.masked_fill(mask.logical_not(), -math.inf)
+        m = scores.amax(dim=-1, keepdim=True)
+        m = m.masked_fill(torch.isinf(m), 0.0)
+        e = torch.exp(scores - m)
+        weights = e / e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
+        return torch.bmm(weights, values), weights
+''',
+        "cross_attend": '''def cross_attend(mha, decoder_states, encoder_states, src_ids, pad_id):
+    """Queries from the decoder, keys and values from the encoder, the source's padding hidden."""
+    keys = values = encoder_states
+    return mha(decoder_states, keys, values, mask=padding_mask(src_ids, pad_id))
+''',
+    }),
+    Answer("blind_functional", "padding mask via unsqueeze(-2) twice on ~eq; functional F.linear/F.softmax with the "
+           "layers' weights, all-masked rows zeroed by multiplying with mask.any as float; "
+           "cross_attend through a small helper", source={
+        "padding_mask": '''def padding_mask(ids, pad_id):
+    """(B, L) token ids -> (B, 1, 1, L) boolean mask, True where ids != pad_id (real tokens)."""
+    is_pad = ids == pad_id
+    return (~is_pad).unsqueeze(-2).unsqueeze(-2)
+''',
+        "AdditiveAttention": '''class AdditiveAttention(nn.Module):
+    """Bahdanau attention: score v . tanh(w_q q + w_k k), softmax over the keys, average the values."""
+
+    def __init__(self, d_query, d_key, d_hidden):
+        super().__init__()
+        self.d_hidden = d_hidden
+        self.w_q = nn.Linear(d_query, d_hidden, bias=False)
+        self.w_k = nn.Linear(d_key, d_hidden, bias=False)
+        self.v = nn.Linear(d_hidden, 1, bias=False)
+
+    def score(self, query, keys):
+        q = F.linear(query, self.w_q.weight).unsqueeze(-2)  # (B, L_q, 1, H)
+        k = F.linear(keys, self.w_k.weight).unsqueeze(-3)  # (B, 1, L_k, H)
+        return F.linear(torch.tanh(q + k), self.v.weight).squeeze(-1)
+
+    def forward(self, query, keys, values, mask=None):
+        e = self.score(query, keys)
+        if mask is not None:
+            e = e.masked_fill(~mask, float("-inf"))
+            has_key = mask.any(dim=-1, keepdim=True).to(e.dtype)
+            e = e.masked_fill(has_key == 0, 0.0)  # harmless finite row, zeroed below
+            alpha = F.softmax(e, dim=-1) * has_key
+        else:
+            alpha = F.softmax(e, dim=-1)
+        return torch.matmul(alpha, values), alpha
+''',
+        "cross_attend": '''def _read_encoder(mha, queries, memory, memory_mask):
+    return mha(queries, memory, memory, mask=memory_mask)
+
+
+def cross_attend(mha, decoder_states, encoder_states, src_ids, pad_id):
+    """Queries from the decoder, keys and values from the encoder, the source's padding hidden."""
+    return _read_encoder(mha, decoder_states, encoder_states, padding_mask(src_ids, pad_id))
+''',
+    }),
+]
+
+ALTERNATIVES += BLIND

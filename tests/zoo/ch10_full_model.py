@@ -34,6 +34,9 @@ MISTAKES = [
            replace={MODEL: [("memory = self.encode(src_ids, src_mask)", "memory = self.encode(src_ids)")]}),
     Answer("src_mask_as_tgt_mask", "gives the source mask to the decoder's self-attention",
            replace={MODEL: [(FORWARD, FORWARD.replace("tgt_mask, src_mask)", "src_mask, src_mask)"))]}),
+    Answer("tgt_mask_dropped", "does not pass a given tgt_mask on to the decoder",
+           replace={MODEL: [("        return self.decoder(tgt_ids, memory, tgt_mask, memory_mask)",
+                             "        return self.decoder(tgt_ids, memory, None, memory_mask)")]}),
     Answer("target_padding_mask_not_causal", "uses the target's padding mask instead of the causal mask",
            replace={MODEL: [("        return self.decoder(tgt_ids, memory, tgt_mask, memory_mask)",
                              ("        if tgt_mask is None:\n"
@@ -252,3 +255,339 @@ def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_mask=None):
     return torch.stack(columns, dim=1)
 '''}),
 ]
+
+
+# Blind answers: written from the released student notebook alone (task text and visible tests),
+# without the solution, the hidden tests or the checks (c/ch10_full_model.py). They join the
+# alternatives as written: where one failed, the task text or the tests were fixed, never the answer.
+BLIND = [
+    Answer("blind_canonical", "textbook: build, xavier on every p.dim() > 1, then tie by assignment; cross_entropy(ignore_index); full-prefix greedy loop with a finished mask", source={
+        "Transformer": '''class Transformer(nn.Module):
+    """Encoder, decoder and a bias-free generator; share_embeddings ties the three (V, d_model) matrices."""
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, d_model=512, n_heads=8, d_ff=2048, n_layers=6, dropout=0.1,
+                 max_len=512, norm_first=True, share_embeddings=False):
+        super().__init__()
+        if share_embeddings and src_vocab_size != tgt_vocab_size:
+            raise ValueError("share_embeddings needs src_vocab_size == tgt_vocab_size")
+        self.encoder = Encoder(src_vocab_size, d_model, n_heads, d_ff, n_layers, dropout, max_len, norm_first)
+        self.decoder = Decoder(tgt_vocab_size, d_model, n_heads, d_ff, n_layers, dropout, max_len, norm_first)
+        self.generator = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        if share_embeddings:
+            self.decoder.embedding.weight = self.encoder.embedding.weight
+            self.generator.weight = self.encoder.embedding.weight
+
+    def encode(self, src_ids, src_mask=None):
+        return self.encoder(src_ids, src_mask)
+
+    def decode(self, tgt_ids, memory, tgt_mask=None, memory_mask=None):
+        return self.decoder(tgt_ids, memory, tgt_mask, memory_mask)
+
+    def forward(self, src_ids, tgt_ids, src_mask=None, tgt_mask=None):
+        memory = self.encode(src_ids, src_mask)
+        return self.generator(self.decode(tgt_ids, memory, tgt_mask, src_mask))
+''',
+        "seq2seq_loss": '''def seq2seq_loss(model, batch, pad_id=PAD):
+    """Mean next-token cross-entropy of model on batch = (src_ids, tgt_ids), PAD targets not counted."""
+    src_ids, tgt_ids = batch
+    logits = model(src_ids, tgt_ids[:, :-1], padding_mask(src_ids, pad_id)).float()
+    target = tgt_ids[:, 1:]
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=pad_id)
+''',
+        "greedy_decode": '''def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_mask=None):
+    """Greedy decoding in eval mode: (B, n <= max_len) ids starting with bos_id, eos_id after a row's end."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        memory = model.encode(src_ids, src_mask)
+        B = src_ids.size(0)
+        ids = torch.full((B, 1), bos_id, dtype=torch.long, device=src_ids.device)
+        finished = torch.zeros(B, dtype=torch.bool, device=src_ids.device)
+        while ids.size(1) < max_len and not bool(finished.all()):
+            hidden = model.decode(ids, memory, None, src_mask)
+            next_id = model.generator(hidden[:, -1]).argmax(dim=-1)
+            next_id = torch.where(finished, torch.full_like(next_id, eos_id), next_id)
+            ids = torch.cat([ids, next_id[:, None]], dim=1)
+            finished = finished | (next_id == eos_id)
+    model.train(was_training)
+    return ids
+''',
+    }),
+    Answer("blind_tie_first_flinear", "tie BEFORE init (init over the deduplicated parameters), logits via F.linear with the generator weight; sum-reduced CE / number of non-PAD tokens; preallocated EOS buffer with early break", source={
+        "Transformer": '''class Transformer(nn.Module):
+    """Encoder, decoder and a bias-free generator; share_embeddings ties the three (V, d_model) matrices."""
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, d_model=512, n_heads=8, d_ff=2048, n_layers=6, dropout=0.1,
+                 max_len=512, norm_first=True, share_embeddings=False):
+        super().__init__()
+        settings = dict(d_model=d_model, n_heads=n_heads, d_ff=d_ff, n_layers=n_layers, dropout=dropout,
+                        max_len=max_len, norm_first=norm_first)
+        self.encoder = Encoder(src_vocab_size, **settings)
+        self.decoder = Decoder(tgt_vocab_size, **settings)
+        self.generator = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        if share_embeddings:
+            if src_vocab_size != tgt_vocab_size:
+                raise ValueError(f"cannot tie embeddings of {src_vocab_size} and {tgt_vocab_size} tokens")
+            shared = self.encoder.embedding.weight
+            self.decoder.embedding.weight = shared
+            self.generator.weight = shared
+        for name, param in self.named_parameters():
+            if param.ndim >= 2:
+                nn.init.xavier_uniform_(param)
+
+    def encode(self, src_ids, src_mask=None):
+        return self.encoder(src_ids, src_mask=src_mask)
+
+    def decode(self, tgt_ids, memory, tgt_mask=None, memory_mask=None):
+        return self.decoder(tgt_ids, memory, tgt_mask=tgt_mask, memory_mask=memory_mask)
+
+    def forward(self, src_ids, tgt_ids, src_mask=None, tgt_mask=None):
+        h = self.decode(tgt_ids, self.encode(src_ids, src_mask), tgt_mask=tgt_mask, memory_mask=src_mask)
+        return F.linear(h, self.generator.weight)
+''',
+        "seq2seq_loss": '''def seq2seq_loss(model, batch, pad_id=PAD):
+    """Mean next-token cross-entropy of model on batch = (src_ids, tgt_ids), PAD targets not counted."""
+    src, tgt = batch
+    decoder_input, target = tgt[:, :-1], tgt[:, 1:]
+    logits = model(src, decoder_input, padding_mask(src, pad_id)).float()
+    total = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=pad_id, reduction="sum")
+    count = (target != pad_id).sum()
+    return total / count
+''',
+        "greedy_decode": '''def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_mask=None):
+    """Greedy decoding in eval mode: (B, n <= max_len) ids starting with bos_id, eos_id after a row's end."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            B = src_ids.shape[0]
+            out = torch.full((B, max(max_len, 1)), eos_id, dtype=torch.long, device=src_ids.device)
+            out[:, 0] = bos_id
+            memory = model.encode(src_ids, src_mask)
+            done = torch.zeros(B, dtype=torch.bool, device=src_ids.device)
+            n = 1
+            while n < max_len:
+                h = model.decode(out[:, :n], memory, None, src_mask)
+                best = model.generator(h[:, -1, :]).argmax(-1)
+                out[:, n] = best.masked_fill(done, eos_id)
+                done |= out[:, n] == eos_id
+                n += 1
+                if done.all():
+                    break
+            return out[:, :n]
+    finally:
+        model.train(was_training)
+''',
+    }),
+    Answer("blind_default_init", "NO xavier (text calls it only 'recommended'; PyTorch/course default init); log_softmax + gather + masked mean; per-row python bookkeeping of finished rows", source={
+        "Transformer": '''class Transformer(nn.Module):
+    """Encoder, decoder and a bias-free generator; share_embeddings ties the three (V, d_model) matrices."""
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, d_model=512, n_heads=8, d_ff=2048, n_layers=6, dropout=0.1,
+                 max_len=512, norm_first=True, share_embeddings=False):
+        super().__init__()
+        if share_embeddings and tgt_vocab_size != src_vocab_size:
+            raise ValueError("tied embeddings need one vocabulary")
+        self.encoder = Encoder(src_vocab_size, d_model, n_heads, d_ff, n_layers, dropout, max_len, norm_first)
+        self.decoder = Decoder(tgt_vocab_size, d_model, n_heads, d_ff, n_layers, dropout, max_len, norm_first)
+        self.generator = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        if share_embeddings:
+            self.generator.weight = self.encoder.embedding.weight
+            self.decoder.embedding.weight = self.encoder.embedding.weight
+
+    def encode(self, src_ids, src_mask=None):
+        return self.encoder(src_ids, src_mask)
+
+    def decode(self, tgt_ids, memory, tgt_mask=None, memory_mask=None):
+        return self.decoder(tgt_ids, memory, tgt_mask, memory_mask)
+
+    def forward(self, src_ids, tgt_ids, src_mask=None, tgt_mask=None):
+        memory = self.encode(src_ids, src_mask)
+        hidden = self.decode(tgt_ids, memory, tgt_mask=tgt_mask, memory_mask=src_mask)
+        return self.generator(hidden)
+''',
+        "seq2seq_loss": '''def seq2seq_loss(model, batch, pad_id=PAD):
+    """Mean next-token cross-entropy of model on batch = (src_ids, tgt_ids), PAD targets not counted."""
+    src_ids, tgt_ids = batch
+    logits = model(src_ids, tgt_ids[:, :-1], padding_mask(src_ids, pad_id)).float()
+    targets = tgt_ids[:, 1:]
+    log_probs = torch.log_softmax(logits, dim=-1)
+    picked = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, L_t - 1)
+    keep = (targets != pad_id).to(picked.dtype)
+    return -(picked * keep).sum() / keep.sum()
+''',
+        "greedy_decode": '''def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_mask=None):
+    """Greedy decoding in eval mode: (B, n <= max_len) ids starting with bos_id, eos_id after a row's end."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        memory = model.encode(src_ids, src_mask)
+        rows = [[bos_id] for _ in range(src_ids.size(0))]
+        finished = [False] * len(rows)
+        while len(rows[0]) < max_len and not all(finished):
+            ids = torch.tensor(rows, dtype=torch.long, device=src_ids.device)
+            logits = model.generator(model.decode(ids, memory, None, src_mask))[:, -1]
+            choice = logits.argmax(-1).tolist()
+            for b, token in enumerate(choice):
+                if finished[b]:
+                    token = eos_id
+                rows[b].append(int(token))
+                if token == eos_id:
+                    finished[b] = True
+        result = torch.tensor(rows, dtype=torch.long, device=src_ids.device)
+    model.train(was_training)
+    return result
+''',
+    }),
+    Answer("blind_manual_xavier_kvcache", "hand-written xavier bound uniform_ under no_grad; boolean-selected non-PAD positions then mean CE; greedy decoding with the course decoder's KV caches (new_caches) and an inline cached step", source={
+        "Transformer": '''import math as _math
+
+
+class Transformer(nn.Module):
+    """Encoder, decoder and a bias-free generator; share_embeddings ties the three (V, d_model) matrices."""
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, d_model=512, n_heads=8, d_ff=2048, n_layers=6, dropout=0.1,
+                 max_len=512, norm_first=True, share_embeddings=False):
+        super().__init__()
+        if share_embeddings and src_vocab_size != tgt_vocab_size:
+            raise ValueError("share_embeddings=True requires equal vocabularies")
+        self.share_embeddings = share_embeddings
+        self.encoder = Encoder(src_vocab_size, d_model, n_heads, d_ff, n_layers, dropout, max_len, norm_first)
+        self.decoder = Decoder(tgt_vocab_size, d_model, n_heads, d_ff, n_layers, dropout, max_len, norm_first)
+        self.generator = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        with torch.no_grad():
+            for p in self.parameters():
+                if p.dim() == 2:
+                    fan_out, fan_in = p.shape
+                    bound = _math.sqrt(6.0 / (fan_in + fan_out))
+                    p.uniform_(-bound, bound)
+                elif p.dim() > 2:
+                    nn.init.xavier_uniform_(p)
+        if share_embeddings:
+            table = self.encoder.embedding.weight
+            self.decoder.embedding.weight = table
+            self.generator.weight = table
+
+    def encode(self, src_ids, src_mask=None):
+        memory = self.encoder(src_ids, src_mask)
+        return memory
+
+    def decode(self, tgt_ids, memory, tgt_mask=None, memory_mask=None):
+        hidden = self.decoder(tgt_ids, memory, tgt_mask, memory_mask)
+        return hidden
+
+    def forward(self, src_ids, tgt_ids, src_mask=None, tgt_mask=None):
+        return self.generator(self.decode(tgt_ids, self.encode(src_ids, src_mask), tgt_mask, src_mask))
+''',
+        "seq2seq_loss": '''def seq2seq_loss(model, batch, pad_id=PAD):
+    """Mean next-token cross-entropy of model on batch = (src_ids, tgt_ids), PAD targets not counted."""
+    src_ids, tgt_ids = batch
+    logits = model(src_ids, tgt_ids[:, :-1], padding_mask(src_ids, pad_id)).float()
+    gold = tgt_ids[:, 1:]
+    real = gold != pad_id
+    return F.cross_entropy(logits[real], gold[real])
+''',
+        "greedy_decode": '''def _cached_step(decoder, new_ids, memory, caches, memory_mask):
+    T = len(caches[0])
+    L = new_ids.size(1)
+    x = decoder.positions(decoder.embedding(new_ids), offset=T)
+    mask = torch.ones(L, T + L, dtype=torch.bool, device=new_ids.device).tril(diagonal=T)
+    for layer, cache in zip(decoder.layers, caches):
+        x = layer(x, memory, mask, memory_mask, cache=cache)
+    return x if decoder.norm is None else decoder.norm(x)
+
+
+def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_mask=None):
+    """Greedy decoding in eval mode: (B, n <= max_len) ids starting with bos_id, eos_id after a row's end."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        memory = model.encode(src_ids, src_mask)
+        caches = model.decoder.new_caches()
+        ids = torch.full((src_ids.size(0), 1), bos_id, dtype=torch.long, device=src_ids.device)
+        finished = torch.zeros(src_ids.size(0), dtype=torch.bool, device=src_ids.device)
+        for _ in range(max_len - 1):
+            if finished.all():
+                break
+            h = _cached_step(model.decoder, ids[:, -1:], memory, caches, src_mask)
+            token = model.generator(h[:, -1]).argmax(-1)
+            token[finished] = eos_id
+            finished = finished | token.eq(eos_id)
+            ids = torch.cat((ids, token.unsqueeze(-1)), dim=-1)
+    model.train(was_training)
+    return ids
+''',
+    }),
+    Answer("blind_chained_tie_f64loss", "ValueError before building, chained tie assignment, init via modules()/parameters(recurse=False); float64 nll_loss cast back to float32; inference_mode + torch.where + try/finally", source={
+        "Transformer": '''class Transformer(nn.Module):
+    """Encoder, decoder and a bias-free generator; share_embeddings ties the three (V, d_model) matrices."""
+
+    def __init__(self, src_vocab_size, tgt_vocab_size, d_model=512, n_heads=8, d_ff=2048, n_layers=6, dropout=0.1,
+                 max_len=512, norm_first=True, share_embeddings=False):
+        super().__init__()
+        if share_embeddings and src_vocab_size != tgt_vocab_size:
+            raise ValueError(f"share_embeddings: src_vocab_size {src_vocab_size} != tgt_vocab_size {tgt_vocab_size}")
+        self.encoder = Encoder(src_vocab_size, d_model, n_heads, d_ff, n_layers, dropout=dropout, max_len=max_len,
+                               norm_first=norm_first)
+        self.decoder = Decoder(tgt_vocab_size, d_model, n_heads, d_ff, n_layers, dropout=dropout, max_len=max_len,
+                               norm_first=norm_first)
+        self.generator = nn.Linear(d_model, tgt_vocab_size, bias=False)
+        if share_embeddings:
+            self.decoder.embedding.weight = self.generator.weight = self.encoder.embedding.weight
+        seen = set()
+        for module in self.modules():
+            for p in module.parameters(recurse=False):
+                if id(p) not in seen and p.dim() > 1:
+                    seen.add(id(p))
+                    nn.init.xavier_uniform_(p)
+
+    def encode(self, src_ids, src_mask=None):
+        return self.encoder(src_ids, src_mask)
+
+    def decode(self, tgt_ids, memory, tgt_mask=None, memory_mask=None):
+        return self.decoder(tgt_ids, memory, tgt_mask, memory_mask)
+
+    def forward(self, src_ids, tgt_ids, src_mask=None, tgt_mask=None):
+        memory = self.encode(src_ids, src_mask)
+        out = self.decode(tgt_ids, memory, tgt_mask, src_mask)
+        return out @ self.generator.weight.t()
+''',
+        "seq2seq_loss": '''def seq2seq_loss(model, batch, pad_id=PAD):
+    """Mean next-token cross-entropy of model on batch = (src_ids, tgt_ids), PAD targets not counted."""
+    src_ids, tgt_ids = batch
+    src_mask = padding_mask(src_ids, pad_id)
+    logits = model(src_ids, tgt_ids[:, :-1], src_mask).float()
+    V = logits.shape[-1]
+    log_p = F.log_softmax(logits.double().view(-1, V), dim=-1)
+    loss = F.nll_loss(log_p, tgt_ids[:, 1:].contiguous().view(-1), ignore_index=pad_id, reduction="mean")
+    return loss.float()
+''',
+        "greedy_decode": '''def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_mask=None):
+    """Greedy decoding in eval mode: (B, n <= max_len) ids starting with bos_id, eos_id after a row's end."""
+    mode = model.training
+    model.train(False)
+    try:
+        with torch.inference_mode():
+            device = src_ids.device
+            memory = model.encode(src_ids, src_mask)
+            ids = torch.full((src_ids.shape[0], 1), bos_id, dtype=torch.long, device=device)
+            ended = torch.zeros(src_ids.shape[0], dtype=torch.bool, device=device)
+            eos = torch.tensor(eos_id, dtype=torch.long, device=device)
+            for _ in range(1, max_len):
+                if bool(ended.all()):
+                    break
+                scores = model.generator(model.decode(ids, memory, memory_mask=src_mask))
+                nxt = torch.where(ended, eos, scores[:, -1].argmax(-1))
+                ended = torch.logical_or(ended, nxt == eos)
+                ids = torch.cat([ids, nxt.unsqueeze(1)], 1)
+        return ids.clone()
+    finally:
+        model.train(mode)
+''',
+    }),
+]
+
+ALTERNATIVES += BLIND
