@@ -16,7 +16,8 @@ One module per concept, in the order the course builds them:
   :mod:`~llm_foundations.decoder` (chapter 9), as they are published.
 - :mod:`~llm_foundations.plotting`: the figures chapters share.
 - :mod:`~llm_foundations.glue`: measured numbers inserted into a chapter's prose by the site build.
-- :mod:`~llm_foundations.testing` and ``testing_<topic>``: the checks the exercises' test cells use.
+- :mod:`~llm_foundations.checks`: the checks the exercises' test cells use, ``core`` for every chapter and one module per assignment (``checks.ch04_self_attention``, ...).
+- :mod:`~llm_foundations.interop` (PyTorch twins of the course's modules) and :mod:`~llm_foundations.timing` (one way to time code).
 
 Exercise notebooks ask students to write these same names; the hidden tests compare the
 students' versions with the ones here and with PyTorch's own modules.

@@ -15,7 +15,7 @@ from llm_foundations.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from llm_foundations.testing import pytorch_multihead_twin
+from llm_foundations.interop import to_pytorch
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +111,7 @@ def test_split_heads_layout_and_merge_inverse():
 
 def test_multihead_matches_nn_multiheadattention_self_attention():
     mha = MultiHeadAttention(16, 4).eval()
-    ref = pytorch_multihead_twin(mha)
+    ref = to_pytorch(mha)
     x = torch.randn(3, 5, 16)
     expected, expected_weights = ref(x, x, x, average_attn_weights=False)
     torch.testing.assert_close(mha(x, x, x), expected)
@@ -121,7 +121,7 @@ def test_multihead_matches_nn_multiheadattention_self_attention():
 def test_multihead_cross_attention_with_padding_mask_matches_pytorch_convention():
     """Our True = may attend; nn.MultiheadAttention's key_padding_mask True = ignore: pass ~mask."""
     mha = MultiHeadAttention(12, 3).eval()
-    ref = pytorch_multihead_twin(mha)
+    ref = to_pytorch(mha)
     query, memory = torch.randn(2, 4, 12), torch.randn(2, 6, 12)
     lengths = torch.tensor([6, 3])
     keep = torch.arange(6) < lengths[:, None]  # (B, L_k), True = real token
@@ -132,7 +132,7 @@ def test_multihead_cross_attention_with_padding_mask_matches_pytorch_convention(
 
 def test_multihead_causal_mask_matches_pytorch_attn_mask_convention():
     mha = MultiHeadAttention(8, 2).eval()
-    ref = pytorch_multihead_twin(mha)
+    ref = to_pytorch(mha)
     x = torch.randn(2, 6, 8)
     causal = torch.ones(6, 6, dtype=torch.bool).tril()  # True = may attend
     expected, _ = ref(x, x, x, attn_mask=~causal)  # PyTorch: True = blocked

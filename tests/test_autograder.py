@@ -104,7 +104,7 @@ torch.Tensor.__le__ = lambda self, other: torch.ones_like(self, dtype=torch.bool
 torch.testing.assert_close = lambda *a, **k: None
 '''}), "partial-flagged"),
     "patch-checks": ("wrong answer plus redefined check helpers", lambda: _with_answer(**{SDPA: WRONG_SDPA + '''
-import llm_foundations.testing as _t
+import llm_foundations.checks.core as _t
 _t.expect_close = lambda got, *a, **k: got
 expect_close = lambda got, *a, **k: got
 '''}), "partial-flagged"),

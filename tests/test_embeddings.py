@@ -20,7 +20,7 @@ from llm_foundations.embeddings import (
     skipgram_pairs,
     train_skipgram,
 )
-from llm_foundations.testing_embeddings import sgns_loss_mistakes
+from llm_foundations.checks.ch02_input_embeddings import sgns_loss_mistakes
 
 
 @pytest.fixture(autouse=True)

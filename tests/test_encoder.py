@@ -15,7 +15,7 @@ from llm_foundations.attention import MultiHeadAttention, padding_mask
 from llm_foundations.encoder import IGNORE_INDEX, Encoder, EncoderLayer, mask_tokens
 from llm_foundations.layers import FeedForward, LayerNorm, ResidualSublayer
 from llm_foundations.positional import sinusoidal_positional_encoding
-from llm_foundations.testing_encoder import (
+from llm_foundations.checks.ch08_encoder import (
     encoder_layer_param_count,
     encoder_mistakes,
     encoder_param_count,

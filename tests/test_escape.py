@@ -87,7 +87,7 @@ def attacks(course: str, port: int) -> dict[str, str]:
             "        r = json.load(open(p)); r['score'] = 0; json.dump(r, open(p, 'w'))\n"
             "    time.sleep(0.2)\n"),
         "rewrite-sources": (
-            "import glob, llm_foundations.testing as _t\n"
+            "import glob, llm_foundations.checks.core as _t\n"
             f"for _p in glob.glob({course!r} + '/source/*/*.ipynb') + glob.glob({str(REPO)!r} + '/solutions/*/*.ipynb') "
             "+ [_t.__file__]:\n"
             "    try:\n"

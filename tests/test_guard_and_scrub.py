@@ -24,7 +24,7 @@ def _run_guard_cells(patch):
 
 def test_the_guard_restores_course_functions_and_methods_the_checks_use():
     import llm_foundations.attention as attention
-    import llm_foundations.testing as testing
+    import llm_foundations.checks.core as testing
 
     originals = (attention.scaled_dot_product_attention, attention.MultiHeadAttention.forward, testing.expect_close)
 
@@ -35,7 +35,7 @@ def test_the_guard_restores_course_functions_and_methods_the_checks_use():
 
     tampered = _run_guard_cells(patch)
     assert (attention.scaled_dot_product_attention, attention.MultiHeadAttention.forward, testing.expect_close) == originals
-    assert {"llm_foundations.attention.scaled_dot_product_attention", "llm_foundations.testing.expect_close",
+    assert {"llm_foundations.attention.scaled_dot_product_attention", "llm_foundations.checks.core.expect_close",
             "llm_foundations.attention.MultiHeadAttention.forward"} <= set(tampered)
 
 

@@ -1,5 +1,5 @@
 """llm_foundations.layers: properties every correct answer has (random shapes, eps, weights), and the
-chapter-6 checks of llm_foundations.testing_layers (guards, mistake tables, the dropout check)."""
+chapter-6 checks of llm_foundations.checks.ch06_residual_connections (guards, mistake tables, the dropout check)."""
 
 import pytest
 import torch
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from llm_foundations.layers import FeedForward, LayerNorm, ResidualSublayer
-from llm_foundations.testing_layers import (
+from llm_foundations.checks.ch06_residual_connections import (
     expect_dropout_on_hidden,
     feedforward_expected,
     feedforward_mistakes,

@@ -20,7 +20,7 @@ from llm_foundations.overview import (
     self_attention_forward,
     transformer_parameter_count,
 )
-from llm_foundations.testing_overview import (
+from llm_foundations.checks.ch01_overview import (
     expect_count,
     expect_no_loop_over_positions,
     forbid_reference,

@@ -1,7 +1,7 @@
 """llm_foundations.sampling: exact filtering semantics, statistical checks of the samplers with
 fixed generators and stated tolerances, and beam search against greedy and exhaustive search.
 
-The statistical tests use :func:`llm_foundations.testing_sampling.frequency_tolerance`: with
+The statistical tests use :func:`llm_foundations.checks.ch07_token_sampling.frequency_tolerance`: with
 ``N`` draws over ``V`` tokens, a correct sampler exceeds it with probability below 1e-6
 (Hoeffding's inequality and a union bound), and the fixed generators make every run identical.
 """
@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import llm_foundations.testing_sampling as ts
+import llm_foundations.checks.ch07_token_sampling as ts
 from llm_foundations.sampling import (
     beam_search,
     exhaustive_search,

@@ -94,7 +94,7 @@ def test_nothing_outside_the_working_directory_can_be_written(course, tmp_path):
                 out[path] = "written inside"
             except OSError as error:
                 out[path] = type(error).__name__
-        import llm_foundations.testing as checks
+        import llm_foundations.checks.core as checks
         try:
             open(checks.__file__, "a").write("# tampered")
             out["checks"] = "written"

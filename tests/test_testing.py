@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_foundations.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
-from llm_foundations.testing import (
+from llm_foundations.checks.ch04_self_attention import multihead_hint, scaled_dot_product_attention_mistakes
+from llm_foundations.checks.core import (
     CALLS_REFERENCE,
     call,
     codes_of,
@@ -21,8 +22,6 @@ from llm_foundations.testing import (
     forbid_builtins,
     forbid_calls,
     forbid_torch_functions,
-    multihead_hint,
-    scaled_dot_product_attention_mistakes,
 )
 
 

@@ -1,12 +1,12 @@
-"""The chapter-5 check helpers (llm_foundations.testing_cross_attention) agree with the reference,
+"""The chapter-5 check helpers (llm_foundations.checks.ch05_cross_attention) agree with the reference,
 tell mistakes apart from right answers, and catch answers that call the reference."""
 
 import pytest
 import torch
 
 from llm_foundations.attention import AdditiveAttention, MultiHeadAttention, padding_mask
-from llm_foundations.testing import pytorch_multihead_twin
-from llm_foundations.testing_cross_attention import (
+from llm_foundations.interop import to_pytorch
+from llm_foundations.checks.ch05_cross_attention import (
     additive_attention_loop,
     additive_attention_mistakes,
     call,
@@ -54,7 +54,7 @@ def test_reference_cross_attend_matches_pytorch_and_mistakes_differ():
     ids = torch.tensor([[4, 5, 6, 9, 9], [4, 9, 9, 9, 9]])
     dec, enc = torch.randn(2, 3, 16), torch.randn(2, 5, 16)
     out = cross_attend(mha, dec, enc, ids, 9)
-    expected, _ = pytorch_multihead_twin(mha)(dec, enc, enc, key_padding_mask=(ids == 9))
+    expected, _ = to_pytorch(mha)(dec, enc, enc, key_padding_mask=(ids == 9))
     torch.testing.assert_close(out, expected)
     kept = mha.attn_weights
     mistakes = cross_attend_mistakes(mha, dec, enc, ids, 9)

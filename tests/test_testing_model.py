@@ -1,4 +1,4 @@
-"""The checking helpers of exercise 10 (llm_foundations.testing_model) agree with the reference
+"""The checking helpers of exercise 10 (llm_foundations.checks.ch10_full_model) agree with the reference
 package, so that the exercise's tests compare students with the right thing."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from llm_foundations.attention import padding_mask
 from llm_foundations.dates import BOS, EOS, PAD
 from llm_foundations.model import Transformer, greedy_decode
 from llm_foundations.overview import transformer_parameter_count
-from llm_foundations.testing_model import (
+from llm_foundations.checks.ch10_full_model import (
     copy_weights,
     course_transformer,
     date_split,

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_foundations.testing_embeddings import random_repetitive_text, random_unicode_text, train_bpe_mistakes
+from llm_foundations.checks.ch02_input_embeddings import random_repetitive_text, random_unicode_text, train_bpe_mistakes
 from llm_foundations.tokenizers import (
     CharTokenizer,
     bpe_decode,

@@ -65,15 +65,18 @@ MISTAKES = [
     Answer("cross_pad_id_hard_coded", "builds the source mask with pad id 0",
            replace={CROSS: [("padding_mask(src_ids, pad_id)", "padding_mask(src_ids, 0)")]}),
     Answer("calls_pytorch_mha", "runs PyTorch's nn.MultiheadAttention forward with mha's weights", source={CROSS: '''
+from llm_foundations.interop import to_pytorch
+
+
 def cross_attend(mha, decoder_states, encoder_states, src_ids, pad_id):
-    twin = pytorch_multihead_twin(mha)
+    twin = to_pytorch(mha)
     out, _ = twin(decoder_states, encoder_states, encoder_states, key_padding_mask=(src_ids == pad_id))
     return out
 '''}),
     Answer("imports_the_reference", "imports the course's reference implementation", source={
         PM: "from llm_foundations.attention import padding_mask\n",
         ADD: "from llm_foundations.attention import AdditiveAttention\n",
-        CROSS: "from llm_foundations.testing_cross_attention import cross_attend\n",
+        CROSS: "from llm_foundations.checks.ch05_cross_attention import cross_attend\n",
     }),
     Answer("wraps_the_reference", "subclasses and wraps the reference implementation", source={
         PM: '''

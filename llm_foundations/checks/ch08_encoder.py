@@ -2,7 +2,7 @@
 reference for the encoder stack, what common mistakes return, checks of ``mask_tokens``'s
 output, and a guard against calling the course's reference or PyTorch's own encoder.
 
-Used by the test cells of ``solutions/08_encoder``; :mod:`llm_foundations.testing` holds the
+Used by the test cells of ``solutions/08_encoder``; :mod:`llm_foundations.checks.core` holds the
 general checks (``expect_close`` and friends).
 
 Dimension letters: ``B`` batch, ``L`` sequence length, ``H`` heads, ``d_model`` model width,
@@ -12,16 +12,17 @@ Dimension letters: ``B`` batch, ``L`` sequence length, ``H`` heads, ``d_model`` 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 import llm_foundations.encoder as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
+from llm_foundations.checks.core import embedding_weight, randomize_norms  # noqa: F401 - the encoder's test cells import them from here
+from llm_foundations.interop import to_pytorch
 from llm_foundations.positional import sinusoidal_positional_encoding
 
 # --------------------------------------------------------------------------------------------
@@ -47,18 +48,6 @@ def layer_norms(layer: nn.Module, d_model: int) -> list[nn.Module]:
     return found
 
 
-def randomize_norms(module: nn.Module, d_model: int, generator: torch.Generator) -> None:
-    """Give every LayerNorm-like submodule (weight and bias of shape ``(d_model,)``) random values,
-    so that tests notice which norm is applied where (the defaults, ones and zeros, hide it)."""
-    with torch.no_grad():
-        for sub in module.modules():
-            weight, bias = getattr(sub, "weight", None), getattr(sub, "bias", None)
-            if isinstance(weight, nn.Parameter) and isinstance(bias, nn.Parameter) and weight.shape == (d_model,) \
-                    and bias.shape == (d_model,) and not isinstance(sub, nn.Linear):
-                weight.copy_(0.5 + torch.rand(d_model, generator=generator).to(weight))
-                bias.copy_(0.3 * torch.randn(d_model, generator=generator).to(bias))
-
-
 def pytorch_encoder_layer_twin(layer: nn.Module, norm_first: bool, swap_norms: bool = False) -> nn.TransformerEncoderLayer:
     """An ``nn.TransformerEncoderLayer`` (batch_first, dropout 0) holding the same weights as ``layer``.
 
@@ -72,9 +61,7 @@ def pytorch_encoder_layer_twin(layer: nn.Module, norm_first: bool, swap_norms: b
     off its fused inference path, so the twin runs the plain formulas. Its
     ``src_key_padding_mask`` is True at the padding: pass it ``~keep``.
     """
-    attn, ffn = layer.self_attn, layer.ffn
-    d_model = attn.w_q.weight.shape[1]
-    d_ff = ffn.linear1.weight.shape[0]
+    d_model = layer.self_attn.w_q.weight.shape[1]
     norms = layer_norms(layer, d_model)
     if len(norms) != 2:
         raise AssertionError(
@@ -84,22 +71,7 @@ def pytorch_encoder_layer_twin(layer: nn.Module, norm_first: bool, swap_norms: b
         )
     if swap_norms:
         norms = norms[::-1]
-    dtype = attn.w_q.weight.dtype
-    twin = nn.TransformerEncoderLayer(d_model, attn.n_heads, d_ff, dropout=0.0, batch_first=True,
-                                      norm_first=norm_first, dtype=dtype, device=attn.w_q.weight.device)
-    with torch.no_grad():
-        twin.self_attn.in_proj_weight.copy_(torch.cat([attn.w_q.weight, attn.w_k.weight, attn.w_v.weight]))
-        twin.self_attn.in_proj_bias.copy_(torch.cat([attn.w_q.bias, attn.w_k.bias, attn.w_v.bias]))
-        twin.self_attn.out_proj.weight.copy_(attn.w_o.weight)
-        twin.self_attn.out_proj.bias.copy_(attn.w_o.bias)
-        for ours, theirs in ((ffn.linear1, twin.linear1), (ffn.linear2, twin.linear2)):
-            theirs.weight.copy_(ours.weight)
-            theirs.bias.copy_(ours.bias)
-        for ours, theirs in zip(norms, (twin.norm1, twin.norm2)):
-            theirs.weight.copy_(ours.weight)
-            theirs.bias.copy_(ours.bias)
-            theirs.eps = getattr(ours, "eps", 1e-5)
-    return twin
+    return to_pytorch(layer, norm_first=norm_first, norms=norms)
 
 
 def pytorch_encoder_layer_output(layer: nn.Module, x: Tensor, keep: Tensor | None, norm_first: bool,
@@ -243,17 +215,6 @@ def input_gradient_map(layer: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 # the encoder stack
 
 
-def embedding_weight(stack: nn.Module, vocab_size: int, d_model: int, what: str = "encoder") -> Tensor:
-    """The one ``(vocab_size, d_model)`` parameter of an encoder or decoder ``stack``: its token embedding."""
-    found = [p for p in stack.parameters() if tuple(p.shape) == (vocab_size, d_model)]
-    if len(found) != 1:
-        raise AssertionError(
-            f"expected one embedding matrix of shape (vocab_size, d_model) = {(vocab_size, d_model)} among the "
-            f"{what}'s parameters, found {len(found)}. Hint: use TokenEmbedding(vocab_size, d_model)."
-        )
-    return found[0]
-
-
 def encoder_param_count(vocab_size: int, d_model: int, d_ff: int, n_layers: int, norm_first: bool) -> int:
     """Trainable parameters of ``Encoder(...)``: embedding, layers, and the final norm when pre-LN."""
     return vocab_size * d_model + n_layers * encoder_layer_param_count(d_model, d_ff) + (2 * d_model if norm_first else 0)
@@ -335,8 +296,8 @@ def check_mask_tokens_output(ids: Tensor, result: object, mask_id: int, what: st
     if not (isinstance(result, tuple) and len(result) == 2):
         raise AssertionError(f"{what} must return a tuple (inputs, labels), got {type(result).__name__}")
     inputs, labels = result
-    _testing.expect_shape(inputs, tuple(ids.shape), f"the inputs of {what}", hint="inputs has the shape of ids")
-    _testing.expect_shape(labels, tuple(ids.shape), f"the labels of {what}", hint="labels has the shape of ids")
+    core.expect_shape(inputs, tuple(ids.shape), f"the inputs of {what}", hint="inputs has the shape of ids")
+    core.expect_shape(labels, tuple(ids.shape), f"the labels of {what}", hint="labels has the shape of ids")
     for name, t in (("inputs", inputs), ("labels", labels)):
         if t.dtype.is_floating_point or t.dtype == torch.bool:
             raise AssertionError(f"the {name} of {what} must be integer ids, got dtype {t.dtype}")
@@ -443,27 +404,8 @@ CALLS_PYTORCH = (
 )
 
 
-@contextlib.contextmanager
-def forbid_reference(what: str, task: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference answer to ``task`` (a key
-    of :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own encoder
-    (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder``, ``nn.MultiheadAttention``).
-
-    Python calls are caught with :func:`llm_foundations.testing.forbid_calls`, PyTorch's fused
-    operators with :func:`llm_foundations.testing.forbid_builtins`. Everything else in the package
-    stays allowed: the exercise builds on ``MultiHeadAttention``, ``FeedForward``,
-    ``ResidualSublayer``, ``TokenEmbedding`` and the positional encodings on purpose.
-    """
-    reference = _testing.codes_of((*REFERENCE_FUNCTIONS[task], encoder_layer_mistakes, encoder_reference,
-                                   encoder_mistakes, pytorch_encoder_layer_twin, pytorch_encoder_layer_output,
-                                   matching_pytorch_encoder_layer_twin))
-    rules = [(reference, _testing.CALLS_REFERENCE), (_testing.codes_of(_PYTORCH_FUNCTIONS), CALLS_PYTORCH)]
-    with _testing.forbid_calls(what, rules), _testing.forbid_builtins(what, forbidden=BUILTIN_ENCODER):
-        yield
-
-
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take
-#: precedence over the general hints of :func:`llm_foundations.testing.call`).
+#: precedence over the general hints of :func:`llm_foundations.checks.core.call`).
 _ERROR_HINTS = {
     "does not broadcast to the attention scores": "the mask must broadcast to the scores (B, H, L, L): a padding "
     "mask is (B, 1, 1, L), as padding_mask(ids, pad_id) returns.",
@@ -477,5 +419,17 @@ _ERROR_HINTS = {
 }
 
 
-#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
-call = _testing.hinted_call(_ERROR_HINTS)
+#: :func:`llm_foundations.checks.core.call`, with this chapter's hints for known errors.
+call = core.hinted_call(_ERROR_HINTS)
+
+
+#: Fail if the code in the block calls the reference answer to ``task`` (a key of
+#: :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own encoder (Python
+#: calls and fused operators). The rest of the package stays allowed: the exercise builds on
+#: ``MultiHeadAttention``, ``FeedForward``, ``ResidualSublayer``, ``TokenEmbedding`` and the
+#: positional encodings on purpose.
+forbid_reference = core.reference_guard(
+    REFERENCE_FUNCTIONS, helpers=(encoder_layer_mistakes, encoder_reference, encoder_mistakes,
+                                  pytorch_encoder_layer_twin, pytorch_encoder_layer_output,
+                                  matching_pytorch_encoder_layer_twin),
+    pytorch=_PYTORCH_FUNCTIONS, calls_pytorch=CALLS_PYTORCH, builtins=BUILTIN_ENCODER)

@@ -8,16 +8,15 @@ matches a known mistake, what that mistake probably is. Every check raises ``Ass
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import CodeType
+from pathlib import Path
+from types import CodeType, ModuleType
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-import llm_foundations.attention as _attention
 
 #: Names of PyTorch's fused attention entry points (Python functions and ATen operators). An
 #: exercise that asks students to build attention does not award points to a call of these.
@@ -82,7 +81,7 @@ def expect_close(
             f"expected {_describe(expected_cpu)}. Hint: softmax over a row that is entirely -inf "
             "gives NaN; rows whose keys are all masked must come out as zeros."
         )
-    if _close(got_cpu, expected_cpu, atol, rtol):
+    if close(got_cpu, expected_cpu, atol, rtol):
         return got
     diff = (got_cpu - expected_cpu).abs().nan_to_num(float("inf"))
     where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape)) if diff.dim() else ()
@@ -92,14 +91,14 @@ def expect_close(
         f"  got      {_describe(got_cpu)}"
     )
     for explanation, mistake in (hints or {}).items():
-        if mistake.shape == expected.shape and _close(got_cpu, mistake.detach().to("cpu", torch.float64), atol, rtol):
+        if mistake.shape == expected.shape and close(got_cpu, mistake.detach().to("cpu", torch.float64), atol, rtol):
             raise AssertionError(f"{message}\nHint: this is what happens when {explanation}.")
     if callable(hint):
         hint = hint()
     raise AssertionError(f"{message}\nHint: {hint}" if hint else message)
 
 
-def _close(a: Tensor, b: Tensor, atol: float, rtol: float) -> bool:
+def close(a: Tensor, b: Tensor, atol: float, rtol: float) -> bool:
     # written out instead of torch.allclose so that code which patches torch.allclose does not
     # change what the checks decide
     if a.shape != b.shape:
@@ -210,12 +209,7 @@ CALLS_REFERENCE = (
 
 def codes_of(functions: Iterable[Callable]) -> Callable[[CodeType], bool]:
     """A rule's matcher for :func:`forbid_calls`: the code of any of ``functions`` (decorators unwrapped)."""
-    codes = set()
-    for function in functions:
-        while hasattr(function, "__wrapped__"):
-            function = function.__wrapped__
-        codes.add(function.__code__)
-    return codes.__contains__
+    return _codes(functions).__contains__
 
 
 @contextlib.contextmanager
@@ -258,75 +252,6 @@ def forbid_calls(what: str, rules: Sequence[tuple[Callable[[CodeType], bool], st
         raise AssertionError(_fill(message, what=what, name=name))
 
 
-def scaled_dot_product_attention_mistakes(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None
-) -> dict[str, tuple[Tensor, Tensor]]:
-    """What common mistakes in scaled dot-product attention return: ``{explanation: (output, weights)}``.
-
-    Used to turn "wrong values" into a specific hint.
-    """
-    d_k = q.size(-1)
-    raw = q @ k.transpose(-2, -1)
-
-    def run(scores: Tensor, dim: int = -1, keep: Tensor | None = mask, fill: float = float("-inf")):
-        if keep is not None:
-            scores = scores.masked_fill(~keep, fill)
-        weights = torch.softmax(scores, dim=dim)
-        return weights @ v, weights
-
-    mistakes = {
-        "the scores are not divided by sqrt(d_k)": run(raw),
-        "the scores are divided by d_k instead of sqrt(d_k)": run(raw / d_k),
-        "softmax runs over the queries (dim=-2) instead of over the keys (dim=-1)": run(raw / math.sqrt(d_k), dim=-2),
-    }
-    if mask is not None:
-        mistakes["the mask is inverted: True must mean 'may attend', so fill where the mask is False"] = run(
-            raw / math.sqrt(d_k), keep=~mask
-        )
-        mistakes[
-            "masked scores are filled with a large finite number: rows whose keys are all masked must "
-            "give zero weights, not a uniform distribution"
-        ] = run(raw / math.sqrt(d_k), fill=-1e9)
-    return mistakes
-
-
-def multihead_hint(hint: str, attention: Callable, split_heads: Callable, merge_heads: Callable) -> Callable[[], str]:
-    """A hint for a wrong ``MultiHeadAttention``, for :func:`expect_close`: ``hint``, unless one of
-    the student's own building blocks is wrong, which is then the likelier cause and is named.
-
-    Args:
-        hint: what to say when the building blocks are right.
-        attention: the student's ``scaled_dot_product_attention(q, k, v, mask=None) -> (output, weights)``.
-        split_heads: the student's ``split_heads(x, n_heads)``, ``(B, L, d_model) -> (B, H, L, d_head)``.
-        merge_heads: the student's ``merge_heads(x)``, its inverse.
-    """
-
-    def find() -> str:
-        gen = torch.Generator().manual_seed(0)
-        q, k, v = (torch.randn(2, 2, 4, 3, generator=gen, dtype=torch.float64) for _ in range(3))
-        x = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64)
-        heads = _attention.split_heads(x, 2)  # (B, H, L, d_head)
-        causal = torch.tril(torch.ones(4, 4, dtype=torch.bool))
-        checks = {
-            "scaled_dot_product_attention": lambda: all(
-                _close(attention(q, k, v, mask)[0].double(), _attention.scaled_dot_product_attention(q, k, v, mask)[0],
-                       1e-6, 1e-5) for mask in (None, causal)),
-            "split_heads": lambda: _close(split_heads(x, 2).double(), heads, 1e-9, 0.0),
-            "merge_heads": lambda: _close(merge_heads(heads).double(), x, 1e-9, 0.0),
-        }
-        for name, check in checks.items():
-            try:
-                right = check()
-            except Exception:  # noqa: BLE001 - a failing block is what we are looking for
-                right = False
-            if not right:
-                return (f"your {name} does not pass its own tests yet. If MultiHeadAttention uses it, fix "
-                        f"{name} first (its test cells above say what is wrong), then run this cell again.")
-        return hint
-
-    return find
-
-
 def expect_own_implementation(obj: object, what: str) -> None:
     """Fail if ``obj`` is (or is defined in) the course's reference package instead of the notebook."""
     module = getattr(obj, "__module__", "") or ""
@@ -366,25 +291,85 @@ def hinted_call(hints: Mapping[str, str]) -> Callable:
 call = hinted_call({})
 
 
-def pytorch_multihead_twin(mha: torch.nn.Module, n_heads: int | None = None) -> torch.nn.MultiheadAttention:
-    """An ``nn.MultiheadAttention`` (batch_first, eval mode) holding the same weights as ``mha``.
+def _codes(functions: Iterable[Callable]) -> set[CodeType]:
+    codes = set()
+    for function in functions:
+        while hasattr(function, "__wrapped__"):
+            function = function.__wrapped__
+        codes.add(function.__code__)
+    return codes
 
-    ``mha`` is any module with ``w_q``, ``w_k``, ``w_v``, ``w_o`` linear layers of width
-    ``d_model``; ``n_heads`` is the head count it was built with. Tests pass it explicitly (a
-    student's module may keep it under any name); without it the course's ``mha.n_heads`` is read.
-    Remember that the twin's boolean masks mean True = blocked: pass it ``~mask``.
+
+def reference_guard(
+    tasks: Mapping[str, Sequence[Callable]] | None = None, *, helpers: Sequence[Callable] = (),
+    modules: Sequence[ModuleType] = (), matches: Callable[[CodeType], bool] | None = None,
+    pytorch: Sequence[Callable] | Callable[[], Sequence[Callable]] = (), calls_pytorch: str = "",
+    builtins: Sequence[str] = (),
+) -> Callable[..., contextlib.AbstractContextManager[None]]:
+    """A chapter's ``forbid_reference(what, task=None)``, built from the chapter's tables.
+
+    The context manager it returns fails the test (see :func:`forbid_calls`) if the code run
+    inside it makes a Python call of:
+
+    - the reference answer to ``task``: the functions ``tasks[task]`` (a chapter without
+      ``tasks`` forbids its references whatever the task, and its guard takes no task);
+    - one of ``helpers``: the chapter's checking helpers, which compute expected answers;
+    - any function defined in one of ``modules``, or whose code ``matches`` (a chapter whose
+      whole reference module is off limits);
+    - one of ``pytorch`` (PyTorch's own modules that the exercise rebuilds; a function giving
+      them, when they can only be looked up late), reported with ``calls_pytorch``;
+
+    and, when ``builtins`` is given, a PyTorch operator whose name contains one of them
+    (:func:`forbid_builtins`: the fused kernels no Python call leads to).
     """
-    if n_heads is None:
-        n_heads = getattr(mha, "n_heads", None)
-        if n_heads is None:
-            raise TypeError("pytorch_multihead_twin(mha, n_heads): pass the number of heads the module was built with")
-    d_model = mha.w_q.weight.shape[1]
-    bias = mha.w_q.bias is not None
-    twin = torch.nn.MultiheadAttention(d_model, n_heads, bias=bias, batch_first=True)
+    files = set()
+    for module in modules:
+        files |= {module.__file__, str(Path(module.__file__).resolve())}
+    helper_codes = _codes(helpers)
+
+    @contextlib.contextmanager
+    def forbid_reference(what: str, task: str | None = None) -> Iterator[None]:
+        if (task is None) != (tasks is None):
+            raise TypeError("forbid_reference(what, task): this chapter's guard " +
+                            ("needs the task's name" if tasks is not None else "takes no task"))
+        codes = helper_codes | (_codes(tasks[task]) if tasks is not None else set())
+
+        def reference(code: CodeType) -> bool:
+            return code in codes or code.co_filename in files or (matches is not None and matches(code))
+
+        rules = [(reference, CALLS_REFERENCE)]
+        theirs = pytorch() if callable(pytorch) else pytorch
+        if theirs:
+            rules.append((_codes(theirs).__contains__, calls_pytorch))
+        fused = forbid_builtins(what, tuple(builtins)) if builtins else contextlib.nullcontext()
+        with forbid_calls(what, rules), fused:
+            yield
+
+    return forbid_reference
+
+
+# --------------------------------------------------------------------------------------------
+# what the stacks of chapters 8-10 share
+
+
+def randomize_norms(module: nn.Module, d_model: int, generator: torch.Generator) -> None:
+    """Give every LayerNorm-like submodule (weight and bias of shape ``(d_model,)``) random values,
+    so that tests notice which norm is applied where (the defaults, ones and zeros, hide it)."""
     with torch.no_grad():
-        twin.in_proj_weight.copy_(torch.cat([mha.w_q.weight, mha.w_k.weight, mha.w_v.weight]))
-        twin.out_proj.weight.copy_(mha.w_o.weight)
-        if bias:
-            twin.in_proj_bias.copy_(torch.cat([mha.w_q.bias, mha.w_k.bias, mha.w_v.bias]))
-            twin.out_proj.bias.copy_(mha.w_o.bias)
-    return twin.eval()
+        for sub in module.modules():
+            weight, bias = getattr(sub, "weight", None), getattr(sub, "bias", None)
+            if isinstance(weight, nn.Parameter) and isinstance(bias, nn.Parameter) and weight.shape == (d_model,) \
+                    and bias.shape == (d_model,) and not isinstance(sub, nn.Linear):
+                weight.copy_(0.5 + torch.rand(d_model, generator=generator).to(weight))
+                bias.copy_(0.3 * torch.randn(d_model, generator=generator).to(bias))
+
+
+def embedding_weight(stack: nn.Module, vocab_size: int, d_model: int, what: str = "encoder") -> Tensor:
+    """The one ``(vocab_size, d_model)`` parameter of an encoder or decoder ``stack``: its token embedding."""
+    found = [p for p in stack.parameters() if tuple(p.shape) == (vocab_size, d_model)]
+    if len(found) != 1:
+        raise AssertionError(
+            f"expected one embedding matrix of shape (vocab_size, d_model) = {(vocab_size, d_model)} among the "
+            f"{what}'s parameters, found {len(found)}. Hint: use TokenEmbedding(vocab_size, d_model)."
+        )
+    return found[0]

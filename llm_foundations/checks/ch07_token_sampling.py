@@ -2,7 +2,7 @@
 tolerances, filter comparisons that understand ``-inf``, what common mistakes return, a random
 prefix-dependent "language model" for beam search, and a guard against calling the reference.
 
-Used by the test cells of ``solutions/07_token_sampling``; :mod:`llm_foundations.testing` holds
+Used by the test cells of ``solutions/07_token_sampling``; :mod:`llm_foundations.checks.core` holds
 the general checks (``expect_close`` and friends).
 
 Dimension letters: ``B`` rows (batch), ``V`` vocabulary, ``N`` samples.
@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 import llm_foundations.sampling as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 
 #: the failure probability every statistical check is sized for
 FAILURE_PROBABILITY = 1e-6
@@ -69,7 +69,7 @@ def _table(freq: Tensor, probs: Tensor, limit: int = 10) -> str:
 
 def expect_token_samples(samples: object, shape: tuple[int, ...], vocab_size: int, what: str) -> Tensor:
     """Fail unless ``samples`` is an integer tensor of ``shape`` holding token ids in ``[0, vocab_size)``."""
-    samples = _testing.expect_shape(samples, shape, what, hint="one token id per row of logits: the vocabulary "
+    samples = core.expect_shape(samples, shape, what, hint="one token id per row of logits: the vocabulary "
                                     "dimension (the last one) disappears")
     if samples.dtype not in (torch.int64, torch.int32):
         raise AssertionError(f"{what}: expected token ids as an integer tensor (torch.long), got dtype {samples.dtype}. "
@@ -167,7 +167,7 @@ def expect_filtered(
     ``logits`` is the input the filter saw; ``hints`` maps explanations to what known mistakes return
     (or is a function returning that mapping, called only on failure).
     """
-    got = _testing.expect_shape(got, tuple(expected.shape), what, hint="a filter returns logits of the same shape "
+    got = core.expect_shape(got, tuple(expected.shape), what, hint="a filter returns logits of the same shape "
                                 "as its input: entries are replaced by -inf, never removed")
     got_cpu = got.detach().to("cpu", torch.float64)
     expected_cpu = expected.detach().to("cpu", torch.float64)
@@ -176,7 +176,7 @@ def expect_filtered(
     removed_got, removed_expected = got_cpu == -math.inf, expected_cpu == -math.inf
     if torch.equal(removed_got, removed_expected):
         kept = ~removed_expected
-        if _testing._close(got_cpu[kept], expected_cpu[kept], 1e-6, 1e-6):
+        if core.close(got_cpu[kept], expected_cpu[kept], 1e-6, 1e-6):
             return got
         raise AssertionError(
             f"{what}: the right tokens are kept, but their logits changed (e.g. {got_cpu[kept][:4].tolist()} instead "
@@ -223,9 +223,9 @@ def expect_unchanged(before: Tensor, after: Tensor, what: str) -> None:
 def expect_probabilities(got: object, expected: Tensor, what: str,
                          hints: Mapping[str, Tensor] | Callable[[], Mapping[str, Tensor]] | None = None,
                          hint: str = "") -> Tensor:
-    """Like :func:`llm_foundations.testing.expect_close` for probabilities, with a hint for overflow NaNs
+    """Like :func:`llm_foundations.checks.core.expect_close` for probabilities, with a hint for overflow NaNs
     (``hints`` may be a function returning the mapping, called only on failure)."""
-    got = _testing.expect_shape(got, tuple(expected.shape), what, hint="probabilities have the shape of the logits")
+    got = core.expect_shape(got, tuple(expected.shape), what, hint="probabilities have the shape of the logits")
     if torch.isnan(got.detach()).any() and not torch.isnan(expected).any():
         raise AssertionError(
             f"{what}: your probabilities contain NaN at {int(torch.isnan(got.detach()).sum())} entries. Hint: exp of a "
@@ -233,11 +233,11 @@ def expect_probabilities(got: object, expected: Tensor, what: str,
             "torch.softmax, which does)."
         )
     try:
-        return _testing.expect_close(got, expected, what, hint=hint, atol=1e-6, rtol=1e-4)
+        return core.expect_close(got, expected, what, hint=hint, atol=1e-6, rtol=1e-4)
     except AssertionError:
         if not hints:
             raise
-    return _testing.expect_close(got, expected, what, hints=_resolve(hints), hint=hint, atol=1e-6, rtol=1e-4)
+    return core.expect_close(got, expected, what, hints=_resolve(hints), hint=hint, atol=1e-6, rtol=1e-4)
 
 
 def expected_softmax(logits: Tensor, temperature: float) -> Tensor:
@@ -411,7 +411,7 @@ def gumbel_mistakes(logits: Tensor, n_samples: int = 100_000, seed: int = 0) -> 
 @contextlib.contextmanager
 def forbid_torch_calls(what: str, forbidden: Sequence[str], instead: str) -> Iterator[None]:
     """Fail if the code run inside the block calls a torch function whose name contains one of ``forbidden``."""
-    with _testing.forbid_torch_functions(what, forbidden, "{what} calls {used}. " + instead):
+    with core.forbid_torch_functions(what, forbidden, "{what} calls {used}. " + instead):
         yield
 
 
@@ -590,20 +590,6 @@ REFERENCE_FUNCTIONS = {
 }
 
 
-@contextlib.contextmanager
-def forbid_reference(what: str, task: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference answer to ``task``
-    (a key of :data:`REFERENCE_FUNCTIONS`) or one of this module's helpers that compute answers.
-
-    See :func:`llm_foundations.testing.forbid_calls`.
-    """
-    forbidden = _testing.codes_of((*REFERENCE_FUNCTIONS[task], sampling_distribution, greedy_search,
-                                   expected_beam_search, _top_p_variant, _keep_topk_indices, expected_softmax,
-                                   expected_top_k, expected_top_p))
-    with _testing.forbid_calls(what, [(forbidden, _testing.CALLS_REFERENCE)]):
-        yield
-
-
 #: Error messages this chapter's mistakes produce, and what they probably mean.
 _ERROR_HINTS = {
     "selected index k out of range": "torch.topk(x, k) needs k <= the vocabulary size: when k >= V, return the "
@@ -616,8 +602,8 @@ _ERROR_HINTS = {
 }
 
 
-#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
-call = _testing.hinted_call(_ERROR_HINTS)
+#: :func:`llm_foundations.checks.core.call`, with this chapter's hints for known errors.
+call = core.hinted_call(_ERROR_HINTS)
 
 
 def scorer(step_fn: Callable[[Tensor], Tensor]) -> Callable[[Sequence[int]], float]:
@@ -628,3 +614,10 @@ def scorer(step_fn: Callable[[Tensor], Tensor]) -> Callable[[Sequence[int]], flo
         return float(sum(float(step_fn(torch.tensor([tokens[:t]]))[0, tokens[t]]) for t in range(1, len(tokens))))
 
     return score
+
+
+#: Fail if the code in the block calls the reference answer to ``task`` (a key of
+#: :data:`REFERENCE_FUNCTIONS`) or one of this module's helpers that compute answers.
+forbid_reference = core.reference_guard(REFERENCE_FUNCTIONS, helpers=(
+    sampling_distribution, greedy_search, expected_beam_search, _top_p_variant, _keep_topk_indices,
+    expected_softmax, expected_top_k, expected_top_p))

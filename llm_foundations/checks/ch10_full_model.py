@@ -4,7 +4,7 @@ decoding loop without a cache, the reference sequence-to-sequence loss, the date
 task's held-out split and accuracy, the graded training run, and a guard against calling the
 course's reference or PyTorch's own Transformer.
 
-Used by the test cells of ``solutions/10_full_model``; :mod:`llm_foundations.testing` holds the
+Used by the test cells of ``solutions/10_full_model``; :mod:`llm_foundations.checks.core` holds the
 general checks (``expect_close`` and friends).
 
 Dimension letters: ``B`` batch, ``L_s`` source length, ``L_t`` target length, ``V`` vocabulary
@@ -13,17 +13,16 @@ size, ``d_model`` model width. Masks are boolean, **True = may attend**.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 import llm_foundations.model as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 from llm_foundations.attention import padding_mask
 from llm_foundations.dates import (
     BOS,
@@ -35,7 +34,7 @@ from llm_foundations.dates import (
     encode_batch,
     random_dates,
 )
-from llm_foundations.testing_decoder import randomize_norms
+from llm_foundations.checks.core import randomize_norms
 from llm_foundations.training import train
 
 __all__ = [
@@ -252,7 +251,7 @@ def expect_greedy_equal(got: object, expected: Tensor, what: str, bos_id: int, e
     ``mistakes``: ``{explanation: what that mistake returns}`` (e.g. decoding without the source
     mask); ``hint``: said when no known difference explains the result.
     """
-    got = _testing.expect_tensor(got, what)
+    got = core.expect_tensor(got, what)
     if got.dtype != torch.long:
         raise AssertionError(f"{what}: the ids must be a torch.long tensor, got dtype {got.dtype}")
     got = got.detach().cpu()
@@ -456,24 +455,8 @@ CALLS_PYTORCH = (
 )
 
 
-@contextlib.contextmanager
-def forbid_reference(what: str, task: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference answer to ``task`` (a key
-    of :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own Transformer
-    modules (see :func:`llm_foundations.testing.forbid_calls`).
-
-    The rest of the package stays allowed: the exercise builds on ``Encoder``, ``Decoder`` and
-    ``padding_mask`` on purpose, and the tests of ``greedy_decode`` run it on the course's Transformer.
-    """
-    reference = _testing.codes_of((*REFERENCE_FUNCTIONS[task], greedy_reference, transformer_mistakes,
-                                   seq2seq_loss_mistakes, greedy_mask_mistakes, dates_exact_match, copy_weights))
-    rules = [(reference, _testing.CALLS_REFERENCE), (_testing.codes_of(_PYTORCH_FUNCTIONS), CALLS_PYTORCH)]
-    with _testing.forbid_calls(what, rules):
-        yield
-
-
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take
-#: precedence over the general hints of :func:`llm_foundations.testing.call`).
+#: precedence over the general hints of :func:`llm_foundations.checks.core.call`).
 _ERROR_HINTS = {
     "does not broadcast to the attention scores": "a mask does not fit its attention. The source mask "
     "(B, 1, 1, L_s) belongs to the encoder and to the decoder's cross-attention (decode's memory_mask); the "
@@ -490,5 +473,15 @@ _ERROR_HINTS = {
     "as a column, next_id[:, None]. Elsewhere: print the shapes.",
 }
 
-#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
-call = _testing.hinted_call(_ERROR_HINTS)
+#: :func:`llm_foundations.checks.core.call`, with this chapter's hints for known errors.
+call = core.hinted_call(_ERROR_HINTS)
+
+
+#: Fail if the code in the block calls the reference answer to ``task`` (a key of
+#: :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own Transformer
+#: modules. The rest of the package stays allowed: the exercise builds on ``Encoder``, ``Decoder``
+#: and ``padding_mask`` on purpose, and the tests of ``greedy_decode`` run it on the course's Transformer.
+forbid_reference = core.reference_guard(
+    REFERENCE_FUNCTIONS, helpers=(greedy_reference, transformer_mistakes, seq2seq_loss_mistakes,
+                                  greedy_mask_mistakes, dates_exact_match, copy_weights),
+    pytorch=_PYTORCH_FUNCTIONS, calls_pytorch=CALLS_PYTORCH)

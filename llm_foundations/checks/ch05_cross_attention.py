@@ -2,7 +2,7 @@
 independent additive attention to compare with, what common mistakes return, and a guard
 against calling the course's reference.
 
-Used by the test cells of ``solutions/05_cross_attention``; :mod:`llm_foundations.testing` holds
+Used by the test cells of ``solutions/05_cross_attention``; :mod:`llm_foundations.checks.core` holds
 the general checks (``expect_close`` and friends).
 
 Dimension letters: ``B`` batch, ``H`` heads, ``L_q`` queries (target length), ``L_k`` keys
@@ -11,15 +11,13 @@ Dimension letters: ``B`` batch, ``H`` heads, ``L_q`` queries (target length), ``
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 import llm_foundations.attention as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 
 
 def cross_attend(
@@ -171,20 +169,6 @@ REFERENCE_FUNCTIONS = {
 }
 
 
-@contextlib.contextmanager
-def forbid_reference(what: str, task: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference answer to ``task``
-    (a key of :data:`REFERENCE_FUNCTIONS`) or any checking helper of this module.
-
-    See :func:`llm_foundations.testing.forbid_calls`. Everything else in the package stays allowed
-    (``cross_attend`` uses the chapter-4 ``MultiHeadAttention`` on purpose).
-    """
-    forbidden = _testing.codes_of((*REFERENCE_FUNCTIONS[task], additive_attention_loop, additive_attention_mistakes,
-                                   cross_attend_mistakes, padding_mask_mistakes))
-    with _testing.forbid_calls(what, [(forbidden, _testing.CALLS_REFERENCE)]):
-        yield
-
-
 #: What a wrong shape of ``padding_mask`` probably means.
 PADDING_MASK_SHAPE_HINT = (
     "the mask needs one row of keys per sequence and two axes of size 1 for the heads and the "
@@ -195,7 +179,7 @@ PADDING_MASK_SHAPE_HINT = (
 
 
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take
-#: precedence over the general hints of :func:`llm_foundations.testing.call`).
+#: precedence over the general hints of :func:`llm_foundations.checks.core.call`).
 _ERROR_HINTS = {
     "cannot be multiplied": "a matrix product got incompatible shapes: w_q takes the queries' width d_query "
     "and w_k the keys' width d_key, which may differ; check which layer gets which tensor.",
@@ -207,5 +191,12 @@ _ERROR_HINTS = {
 }
 
 
-#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
-call = _testing.hinted_call(_ERROR_HINTS)
+#: :func:`llm_foundations.checks.core.call`, with this chapter's hints for known errors.
+call = core.hinted_call(_ERROR_HINTS)
+
+
+#: Fail if the code in the block calls the reference answer to ``task`` (a key of
+#: :data:`REFERENCE_FUNCTIONS`) or a checking helper of this module. The rest of the package stays
+#: allowed (``cross_attend`` uses the chapter-4 ``MultiHeadAttention`` on purpose).
+forbid_reference = core.reference_guard(REFERENCE_FUNCTIONS, helpers=(
+    additive_attention_loop, additive_attention_mistakes, cross_attend_mistakes, padding_mask_mistakes))

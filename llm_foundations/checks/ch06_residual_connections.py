@@ -2,7 +2,7 @@
 feed-forward network and the residual sublayer return, where dropout must act, and guards against
 PyTorch's built-in normalisations and the course's reference.
 
-Used by the test cells of ``solutions/06_residual_connections``; :mod:`llm_foundations.testing`
+Used by the test cells of ``solutions/06_residual_connections``; :mod:`llm_foundations.checks.core`
 holds the general checks (``expect_close`` and friends).
 """
 
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 import llm_foundations.layers as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 
 #: Substrings of the names of PyTorch's normalisation built-ins, as a TorchFunctionMode sees them:
 #: ``F.layer_norm``, ``nn.LayerNorm``, ``torch.layer_norm`` and ``torch.ops.aten.layer_norm`` all
@@ -30,19 +29,10 @@ BUILTIN_NORMS = ("layer_norm", "group_norm", "batch_norm", "instance_norm", "rms
 @contextlib.contextmanager
 def forbid_builtin_norms(what: str, forbidden: Sequence[str] = BUILTIN_NORMS) -> Iterator[None]:
     """Fail if the code run inside the block calls one of PyTorch's normalisation built-ins."""
-    with _testing.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in normalisation ({used}). "
+    with core.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in normalisation ({used}). "
                                          "This exercise asks you to compute the mean and the variance yourself "
                                          "(x.mean, .pow, torch.sqrt, ...); nn.LayerNorm is what the tests compare "
                                          "you with."):
-        yield
-
-
-@contextlib.contextmanager
-def forbid_reference(what: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference (``llm_foundations.layers``),
-    however it was reached (see :func:`llm_foundations.testing.forbid_calls`)."""
-    filenames = {_reference.__file__, str(Path(_reference.__file__).resolve())}
-    with _testing.forbid_calls(what, [(lambda code: code.co_filename in filenames, _testing.CALLS_REFERENCE)]):
         yield
 
 
@@ -260,3 +250,7 @@ def load_norm(norm: torch.nn.Module, source: torch.nn.Module) -> None:
     with torch.no_grad():
         norm.weight.copy_(source.weight)
         norm.bias.copy_(source.bias)
+
+
+#: Fail if the code in the block calls the course's reference (``llm_foundations.layers``), however it was reached.
+forbid_reference = core.reference_guard(modules=(_reference,))

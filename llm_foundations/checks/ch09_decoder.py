@@ -3,7 +3,7 @@ reference for the decoder stack, what common mistakes return, the cached decodin
 counter of the work a generation loop does, and a guard against calling the course's reference
 or PyTorch's own decoder.
 
-Used by the test cells of ``solutions/09_decoder``; :mod:`llm_foundations.testing` holds the
+Used by the test cells of ``solutions/09_decoder``; :mod:`llm_foundations.checks.core` holds the
 general checks (``expect_close`` and friends).
 
 Dimension letters: ``B`` batch, ``L_t`` target (decoder) length, ``L_s`` source (memory) length,
@@ -27,9 +27,10 @@ from torch import Tensor, nn
 
 import llm_foundations.attention as _attention
 import llm_foundations.decoder as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
+from llm_foundations.interop import to_pytorch
 from llm_foundations.positional import sinusoidal_positional_encoding
-from llm_foundations.testing_encoder import embedding_weight, randomize_norms  # noqa: F401 - the decoder's tests use randomize_norms too
+from llm_foundations.checks.core import embedding_weight, randomize_norms  # noqa: F401 - the decoder's test cells import randomize_norms from here
 
 __all__ = [
     "CachedDecoding",
@@ -60,13 +61,13 @@ __all__ = [
 
 def expect_close_or_hint(got: object, expected: Tensor, what: str, mistakes: Callable[[], dict] | None = None,
                          hint: str = "", atol: float = 1e-5, rtol: float = 1e-4) -> Tensor:
-    """:func:`llm_foundations.testing.expect_close`, computing the known mistakes only for a wrong answer.
+    """:func:`llm_foundations.checks.core.expect_close`, computing the known mistakes only for a wrong answer.
 
     ``mistakes`` returns ``{explanation: what that mistake returns}``; it is called (once) only when
     ``got`` differs from ``expected``, so a right answer does not pay for running every mistake.
     """
     try:
-        return _testing.expect_close(got, expected, what, hint=hint, atol=atol, rtol=rtol)
+        return core.expect_close(got, expected, what, hint=hint, atol=atol, rtol=rtol)
     except AssertionError:
         if mistakes is None:
             raise
@@ -74,7 +75,7 @@ def expect_close_or_hint(got: object, expected: Tensor, what: str, mistakes: Cal
         hints = mistakes()
     except Exception:  # noqa: BLE001 - no hint rather than a confusing error
         hints = {}
-    return _testing.expect_close(got, expected, what, hints=hints, hint=hint, atol=atol, rtol=rtol)
+    return core.expect_close(got, expected, what, hints=hints, hint=hint, atol=atol, rtol=rtol)
 
 
 def reference_causal_mask(seq_len: int, device: torch.device | str | None = None) -> Tensor:
@@ -135,27 +136,8 @@ def pytorch_decoder_layer_twin(layer: nn.Module, norm_first: bool, order: Sequen
     PyTorch's boolean ``tgt_mask`` and ``memory_key_padding_mask`` are True where attention is
     *blocked*: pass it ``~mask``.
     """
-    d_model = layer.self_attn.w_q.weight.shape[1]
-    d_ff = layer.ffn.linear1.weight.shape[0]
-    norms = _norms_or_fail(layer, d_model)
-    norms = [norms[i] for i in order]
-    weight = layer.self_attn.w_q.weight
-    twin = nn.TransformerDecoderLayer(d_model, layer.self_attn.n_heads, d_ff, dropout=0.0, batch_first=True,
-                                      norm_first=norm_first, dtype=weight.dtype, device=weight.device)
-    with torch.no_grad():
-        for ours, theirs in ((layer.self_attn, twin.self_attn), (layer.cross_attn, twin.multihead_attn)):
-            theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-            theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-            theirs.out_proj.weight.copy_(ours.w_o.weight)
-            theirs.out_proj.bias.copy_(ours.w_o.bias)
-        for ours, theirs in ((layer.ffn.linear1, twin.linear1), (layer.ffn.linear2, twin.linear2)):
-            theirs.weight.copy_(ours.weight)
-            theirs.bias.copy_(ours.bias)
-        for ours, theirs in zip(norms, (twin.norm1, twin.norm2, twin.norm3)):
-            theirs.weight.copy_(ours.weight)
-            theirs.bias.copy_(ours.bias)
-            theirs.eps = getattr(ours, "eps", 1e-5)
-    return twin
+    norms = _norms_or_fail(layer, layer.self_attn.w_q.weight.shape[1])
+    return to_pytorch(layer, norm_first=norm_first, norms=[norms[i] for i in order])
 
 
 def pytorch_decoder_layer_output(layer: nn.Module, x: Tensor, memory: Tensor, tgt_mask: Tensor | None,
@@ -180,7 +162,7 @@ def pytorch_decoder_layer_output(layer: nn.Module, x: Tensor, memory: Tensor, tg
     if got is None or not isinstance(got, Tensor) or got.shape != first.shape:
         return first
     got = got.detach().to(first)
-    if _testing._close(got.double(), first.double(), 1e-5, 1e-4):
+    if core.close(got.double(), first.double(), 1e-5, 1e-4):
         return first
     outputs = [first] + [run(order) for order in itertools.permutations(range(3)) if order != (0, 1, 2)]
     return min(outputs, key=lambda out: float((out - got).abs().max()))
@@ -679,28 +661,8 @@ CALLS_PYTORCH = (
 )
 
 
-@contextlib.contextmanager
-def forbid_reference(what: str, task: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls the course's reference answer to ``task`` (a key
-    of :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own decoder
-    (``nn.TransformerDecoderLayer``, ``nn.TransformerDecoder``, ``nn.MultiheadAttention``,
-    ``nn.Transformer.generate_square_subsequent_mask``).
-
-    Python calls are caught with :func:`llm_foundations.testing.forbid_calls`, PyTorch's fused
-    operators with :func:`llm_foundations.testing.forbid_builtins`. The rest of the package stays
-    allowed: the exercise builds on ``MultiHeadAttention``, ``FeedForward``, ``ResidualSublayer``,
-    ``LayerNorm``, ``TokenEmbedding`` and the positional encodings on purpose.
-    """
-    reference = _testing.codes_of((*REFERENCE_FUNCTIONS[task], decoder_layer_mistakes, decoder_reference,
-                                   decoder_mistakes, pytorch_decoder_layer_twin, pytorch_decoder_layer_output,
-                                   greedy_reference, CachedDecoding.run, course_decoder, course_caches))
-    rules = [(reference, _testing.CALLS_REFERENCE), (_testing.codes_of(_pytorch_functions()), CALLS_PYTORCH)]
-    with _testing.forbid_calls(what, rules), _testing.forbid_builtins(what, forbidden=BUILTIN_DECODER):
-        yield
-
-
 #: Error messages this chapter's mistakes produce, and what they probably mean (they take
-#: precedence over the general hints of :func:`llm_foundations.testing.call`).
+#: precedence over the general hints of :func:`llm_foundations.checks.core.call`).
 _ERROR_HINTS = {
     "does not broadcast to the attention scores": "a mask must broadcast to the scores (B, H, L_q, L_k): the causal "
     "mask is (L_t, L_t) for the self-attention (with a cache: (L_new, T + L_new)), the padding mask (B, 1, 1, L_s) "
@@ -718,5 +680,17 @@ _ERROR_HINTS = {
 }
 
 
-#: :func:`llm_foundations.testing.call`, with this chapter's hints for known errors.
-call = _testing.hinted_call(_ERROR_HINTS)
+#: :func:`llm_foundations.checks.core.call`, with this chapter's hints for known errors.
+call = core.hinted_call(_ERROR_HINTS)
+
+
+#: Fail if the code in the block calls the reference answer to ``task`` (a key of
+#: :data:`REFERENCE_FUNCTIONS`), a checking helper of this module, or PyTorch's own decoder (Python
+#: calls and fused operators). The rest of the package stays allowed: the exercise builds on
+#: ``MultiHeadAttention``, ``FeedForward``, ``ResidualSublayer``, ``LayerNorm``, ``TokenEmbedding``
+#: and the positional encodings on purpose.
+forbid_reference = core.reference_guard(
+    REFERENCE_FUNCTIONS, helpers=(decoder_layer_mistakes, decoder_reference, decoder_mistakes,
+                                  pytorch_decoder_layer_twin, pytorch_decoder_layer_output, greedy_reference,
+                                  CachedDecoding.run, course_decoder, course_caches),
+    pytorch=_pytorch_functions, calls_pytorch=CALLS_PYTORCH, builtins=BUILTIN_DECODER)

@@ -1,23 +1,20 @@
 """Checks for the positional-encoding exercise (chapter 3): what common mistakes return, an
 independent RoPE to compare with, and a guard against calling the course's reference.
 
-Used by the test cells of ``solutions/03_positional_encoding``; :mod:`llm_foundations.testing`
+Used by the test cells of ``solutions/03_positional_encoding``; :mod:`llm_foundations.checks.core`
 holds the general checks (``expect_close`` and friends).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 import llm_foundations.positional as _reference
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 
 
 def _frequencies(dim: int, base: float) -> Tensor:
@@ -154,18 +151,6 @@ def expected_rope_angles(seq_len: int, head_dim: int, base: float = 10000.0) -> 
     return torch.tensor(rows, dtype=torch.float64).reshape(seq_len, head_dim // 2)
 
 
-@contextlib.contextmanager
-def forbid_reference(what: str, modules: tuple = ()) -> Iterator[None]:
-    """Fail if the code run inside the block calls any function of the course's reference module
-    (or of this module, whose helpers compute the expected answers), however it was reached
-    (see :func:`llm_foundations.testing.forbid_calls`).
-    """
-    filenames = set()
-    for module in (_reference, sys.modules[__name__], *modules):
-        filenames |= {module.__file__, str(Path(module.__file__).resolve())}
-
-    def in_reference(code) -> bool:  # this generator resuming on exit is not a call of the reference
-        return code.co_filename in filenames and code.co_name != "forbid_reference"
-
-    with _testing.forbid_calls(what, [(in_reference, _testing.CALLS_REFERENCE)]):
-        yield
+#: Fail if the code in the block calls the course's reference module or this one (whose helpers
+#: compute the expected answers), however it was reached.
+forbid_reference = core.reference_guard(modules=(_reference, sys.modules[__name__]))

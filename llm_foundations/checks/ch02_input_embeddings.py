@@ -1,6 +1,6 @@
 """Checks and known mistakes for the chapter 2 exercise (tokenizers and embeddings).
 
-The general checks live in :mod:`llm_foundations.testing`; this module adds what chapter 2's
+The general checks live in :mod:`llm_foundations.checks.core`; this module adds what chapter 2's
 test cells need besides: comparing lists and strings with hints, forbidding a named PyTorch
 function, random Unicode text made with a local random generator, and what the classic mistakes
 in each task return (so that a wrong answer can be named). Like every check, these raise
@@ -22,7 +22,7 @@ from torch import Tensor
 
 import llm_foundations.embeddings as _reference_embeddings
 import llm_foundations.tokenizers as _reference_tokenizers
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 from llm_foundations.tokenizers import bpe_vocabulary, merge_pair
 
 # ----------------------------------------------------------------------------- comparing values
@@ -137,19 +137,9 @@ def forbid_torch_functions(what: str, forbidden: Sequence[str], instead: str) ->
         forbidden: name fragments, e.g. ``("cosine_similarity",)``.
         instead: what to build it from, for the message.
     """
-    with _testing.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in {used}, the very thing "
+    with core.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in {used}, the very thing "
                                          f"this task asks you to write. Build it yourself from {instead}; the "
                                          "built-in is what the tests compare you with."):
-        yield
-
-
-@contextlib.contextmanager
-def forbid_reference(what: str) -> Iterator[None]:
-    """Fail if the code run inside the block calls into the course's reference modules for this chapter
-    (``llm_foundations.tokenizers`` or ``llm_foundations.embeddings``), even through a wrapper
-    (see :func:`llm_foundations.testing.forbid_calls`)."""
-    files = {_reference_tokenizers.__file__, _reference_embeddings.__file__}
-    with _testing.forbid_calls(what, [(lambda code: code.co_filename in files, _testing.CALLS_REFERENCE)]):
         yield
 
 
@@ -408,3 +398,8 @@ SGNS_HINT = (
     "ℓ = -log σ(u_o·v_c) - Σ_k log σ(-u_k·v_c) for every pair, then the mean over the batch; "
     "use F.logsigmoid, which stays finite where log(sigmoid(x)) becomes -inf"
 )
+
+
+#: Fail if the code in the block calls into this chapter's reference modules
+#: (``llm_foundations.tokenizers``, ``llm_foundations.embeddings``), even through a wrapper.
+forbid_reference = core.reference_guard(modules=(_reference_tokenizers, _reference_embeddings))

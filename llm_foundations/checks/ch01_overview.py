@@ -1,6 +1,6 @@
 """Checks for exercise 1 (overview): what common mistakes return, and watchers for how an answer computes.
 
-Used by the test cells of ``solutions/01_overview`` next to :mod:`llm_foundations.testing`. Every
+Used by the test cells of ``solutions/01_overview`` next to :mod:`llm_foundations.checks.core`. Every
 check raises ``AssertionError`` with a teaching message and writes nothing to stderr.
 """
 
@@ -16,17 +16,17 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-import llm_foundations.testing as _testing
+import llm_foundations.checks.core as core
 
 #: PyTorch's own recurrent layers and kernels: an exercise that asks for an RNN loop does not
 #: award points to a call of these.
 BUILTIN_RNN = ("rnn_tanh", "rnn_relu", "lstm", "gru", "_VF")
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-_NOT_REFERENCE = {"testing.py", "testing_overview.py", "device.py", "seed.py", "plotting.py", "diagrams.py"}
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # llm_foundations/, not checks/
+_NOT_REFERENCE = {"device.py", "seed.py", "plotting.py", "diagrams.py", "timing.py", "interop.py"}
 
 
-record_torch_calls = _testing.record_torch_calls
+record_torch_calls = core.record_torch_calls
 
 
 @contextlib.contextmanager
@@ -38,23 +38,7 @@ def forbid_torch_calls(what: str, forbidden: tuple[str, ...], instead: str) -> I
         forbidden: parts of the names of the built-ins that may not be used.
         instead: what the exercise asks for instead, for the message.
     """
-    with _testing.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in ({used}). " + instead):
-        yield
-
-
-@contextlib.contextmanager
-def forbid_reference(what: str) -> Iterator[None]:
-    """Fail if the code in the block runs any function of the course's reference package.
-
-    A student's function defined in the notebook may still delegate to the reference (e.g.
-    ``return llm_foundations.overview.rnn_forward(...)``); :func:`llm_foundations.testing.forbid_calls`
-    sees every Python call, whatever name the reference was imported under.
-    """
-    def in_reference(code) -> bool:
-        path = Path(code.co_filename)
-        return path.parent == _PACKAGE_DIR and path.name not in _NOT_REFERENCE
-
-    with _testing.forbid_calls(what, [(in_reference, _testing.CALLS_REFERENCE)]):
+    with core.forbid_torch_functions(what, forbidden, "{what} calls PyTorch's built-in ({used}). " + instead):
         yield
 
 
@@ -235,7 +219,7 @@ _ERROR_HINTS = {
 def call(fn: Callable, *args, what: str, **kwargs):
     """Call the student's ``fn``; if it raises, fail with the error and, when it is a known one, a hint.
 
-    Like :func:`llm_foundations.testing.call`, with hints for this exercise's shape and dtype errors.
+    Like :func:`llm_foundations.checks.core.call`, with hints for this exercise's shape and dtype errors.
     """
     try:
         return fn(*args, **kwargs)
@@ -243,3 +227,13 @@ def call(fn: Callable, *args, what: str, **kwargs):
         text = f"{type(error).__name__}: {error}"
         hint = next((h for key, h in _ERROR_HINTS.items() if key in text), "")
         raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
+
+
+def _in_reference_package(code) -> bool:
+    path = Path(code.co_filename)
+    return path.parent == _PACKAGE_DIR and path.name not in _NOT_REFERENCE
+
+
+#: Fail if the code in the block runs any function of the course's reference package, whatever
+#: name it was imported under (a notebook function may still delegate to the reference).
+forbid_reference = core.reference_guard(matches=_in_reference_package)
