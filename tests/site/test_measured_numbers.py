@@ -114,7 +114,7 @@ def test_measured_numbers_in_the_prose_come_from_the_run(path):
         + "\nHint: if a cell measures it, glue it there (llm_foundations.glue.glue('chNN_key', value, '.2f')) and "
         "write {glue:text}`chNN_key`; if it is constant by construction (a paper's figure, a setting, arithmetic), "
         "add the phrase and the reason to the notebook metadata 'constant_numbers'. The rule: "
-        "tests/test_measured_numbers.py's docstring."
+        "tests/site/test_measured_numbers.py's docstring."
     )
 
 
