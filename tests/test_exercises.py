@@ -97,7 +97,8 @@ def zoo_scores(assignment: str, workdir: Path) -> dict[str, list]:
         for answer in [*module.MISTAKES, *module.ALTERNATIVES]:
             started, cpu = time.perf_counter(), kernel.cpu_seconds()
             full_marks = answer in module.ALTERNATIVES
-            scores[answer.name] = kernel.score(build_submission(assignment, answer), expect_full_marks=full_marks)
+            scores[answer.name] = kernel.score(build_submission(assignment, answer), expect_full_marks=full_marks,
+                                               stop_at_first_loss=not full_marks)
             seconds[answer.name] = (round(time.perf_counter() - started, 2), round(kernel.cpu_seconds() - cpu, 2))
     # where a slow zoo spends its time: answer -> (wall seconds, kernel CPU seconds)
     (workdir / "seconds.json").write_text(json.dumps(seconds, indent=1))

@@ -93,8 +93,14 @@ class ZooKernel:
         self.client.execute_cell(cell, 0)
         return cell
 
-    def score(self, submission: nbformat.NotebookNode, expect_full_marks: bool = True) -> list[TestResult]:
-        """Score one submitted notebook as the grader would, test cell by test cell."""
+    def score(self, submission: nbformat.NotebookNode, expect_full_marks: bool = True,
+              stop_at_first_loss: bool = False) -> list[TestResult]:
+        """Score one submitted notebook as the grader would, test cell by test cell.
+
+        ``stop_at_first_loss``: stop after the first test cell that fails (for a mistake, which
+        only has to lose points somewhere: the cells not run score nothing, which can only lower
+        a score that is already below full marks).
+        """
         answers = assemble.find_answers(submission, self.source)
         graded = assemble.assemble(self.source, answers)
         body_start = next(i for i, c in enumerate(graded.cells)
@@ -111,6 +117,9 @@ class ZooKernel:
             except DeadKernelError:  # the answer killed the kernel: what did not run scores nothing
                 self._stop()
                 self._start()
+                break
+            lost = any(o.output_type == "error" for o in executed[-1].outputs)
+            if stop_at_first_loss and lost and float(assemble.nbgrader_meta(cell).get("points", 0) or 0) > 0:
                 break
         return score_tests(nbformat.v4.new_notebook(cells=executed), self.source)
 
