@@ -23,6 +23,7 @@ except ImportError:  # run from a checkout where the course is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llm_foundations import get_device  # noqa: E402
+from llm_foundations.timing import synchronize, time_calls  # noqa: E402,F401 - the benchmarks import synchronize from here
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, quick_help: str) -> None:
@@ -72,46 +73,13 @@ def _cpu_name() -> str | None:
     return None
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a clock read afterwards includes it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def clock(args: argparse.Namespace) -> Callable[[], float]:
     """The clock ``--clock`` names: ``time.perf_counter`` or ``time.process_time``."""
     return time.process_time if args.clock == "cpu" else time.perf_counter
 
 
-def time_side_by_side(
-    candidates: dict[str, Callable[[], object]], device: torch.device, rounds: int = 5, min_seconds: float = 0.05,
-    timer: Callable[[], float] = time.perf_counter,
-) -> dict[str, float]:
-    """Seconds per call of each candidate: the best of ``rounds`` interleaved rounds.
-
-    Each round calls each candidate enough times to last about ``min_seconds`` (the count is
-    fixed once, from a first timed call after a warm-up call). ``timer`` reads the clock.
-    """
-    counts = {}
-    for name, fn in candidates.items():
-        fn()  # warm-up: allocations, kernel selection, lazy initialisation
-        synchronize(device)
-        started = timer()
-        fn()
-        synchronize(device)
-        counts[name] = max(1, int(min_seconds / max(timer() - started, 1e-9)))
-    best = {name: float("inf") for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            synchronize(device)
-            started = timer()
-            for _ in range(counts[name]):
-                fn()
-            synchronize(device)
-            best[name] = min(best[name], (timer() - started) / counts[name])
-    return best
+#: The course's one timer (best of interleaved rounds; waits for the GPU): see llm_foundations.timing.
+time_side_by_side = time_calls
 
 
 def verdict(ok: bool) -> str:

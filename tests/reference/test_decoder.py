@@ -6,6 +6,7 @@ from torch import nn
 
 from llm_foundations.attention import padding_mask
 from llm_foundations.decoder import Decoder, DecoderLayer, causal_mask, kv_cache_bytes
+from llm_foundations.interop import to_pytorch
 
 
 @pytest.fixture(autouse=True)
@@ -23,19 +24,7 @@ def test_causal_mask_is_lower_triangular():
 
 
 def _twin(layer: DecoderLayer, norm_first: bool) -> nn.TransformerDecoderLayer:
-    d_model = layer.ffn.linear1.in_features
-    ref = nn.TransformerDecoderLayer(d_model, layer.self_attn.n_heads, layer.ffn.linear1.out_features, dropout=0.0,
-                                     batch_first=True, norm_first=norm_first).eval()
-    with torch.no_grad():
-        for ours, theirs in ((layer.self_attn, ref.self_attn), (layer.cross_attn, ref.multihead_attn)):
-            theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-            theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-            theirs.out_proj.load_state_dict(ours.w_o.state_dict())
-        ref.linear1.load_state_dict(layer.ffn.linear1.state_dict())
-        ref.linear2.load_state_dict(layer.ffn.linear2.state_dict())
-        for sub, norm in zip(layer.sublayers, (ref.norm1, ref.norm2, ref.norm3)):
-            norm.weight.copy_(sub.norm.weight), norm.bias.copy_(sub.norm.bias)
-    return ref
+    return to_pytorch(layer, norm_first=norm_first).eval()
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
