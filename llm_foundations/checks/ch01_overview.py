@@ -216,17 +216,8 @@ _ERROR_HINTS = {
 }
 
 
-def call(fn: Callable, *args, what: str, **kwargs):
-    """Call the student's ``fn``; if it raises, fail with the error and, when it is a known one, a hint.
-
-    Like :func:`llm_foundations.checks.core.call`, with hints for this exercise's shape and dtype errors.
-    """
-    try:
-        return fn(*args, **kwargs)
-    except Exception as error:  # noqa: BLE001 - turned into a teaching failure
-        text = f"{type(error).__name__}: {error}"
-        hint = next((h for key, h in _ERROR_HINTS.items() if key in text), "")
-        raise AssertionError(f"{what} raised {text}" + (f"\nHint: {hint}" if hint else "")) from error
+#: :func:`llm_foundations.checks.core.call`, with hints for this exercise's shape and dtype errors.
+call = core.hinted_call(_ERROR_HINTS)
 
 
 def _in_reference_package(code) -> bool:

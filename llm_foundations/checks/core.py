@@ -273,8 +273,9 @@ _ERROR_HINTS = {
 
 
 def hinted_call(hints: Mapping[str, str]) -> Callable:
-    """A :func:`call` that also knows a chapter's own hints: ``{text in the error: hint}``."""
-    known = {**_ERROR_HINTS, **hints}
+    """A :func:`call` that also knows a chapter's own hints: ``{text in the error: hint}``, looked
+    up before the general ones (a chapter says better what its own errors mean)."""
+    known = {**hints, **{key: hint for key, hint in _ERROR_HINTS.items() if key not in hints}}
 
     def call(fn: Callable, *args, what: str, **kwargs):
         """Call the student's ``fn``; if it raises, fail with the error and, when it is a known one, a hint."""
