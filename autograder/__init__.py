@@ -13,6 +13,16 @@ nbgrader generates the student notebooks and defines the notebook format (cell m
 solution and hidden-test regions). Grading reuses that format but runs its own pipeline: each
 submission in its own process, under limits, with the tests restored from the source and
 guarded against tampering, and no shared database while submissions run in parallel.
+
+The pipeline's steps, one module each (:mod:`autograder.grade` calls them in order):
+:mod:`~autograder.notebook` (reading notebooks, nbgrader metadata, the grader's cell roles),
+:mod:`~autograder.assemble` (the answers put into the source notebook),
+:mod:`~autograder.integrity` (the student's code scanned), :mod:`~autograder.instrument` (the
+guard's cells added; :mod:`~autograder.guard` runs in the kernel), :mod:`~autograder.execute`
+(run under :mod:`~autograder.limits`, inside :mod:`~autograder.sandbox`), :mod:`~autograder.score`
+(points per test cell), :mod:`~autograder.status` (what happened, judged into a status) and
+:mod:`~autograder.results` (the stored results and the CSV tables). :mod:`~autograder.environment`
+names the grading environment's variables; :mod:`~autograder.course` the files' places.
 """
 
 import sys

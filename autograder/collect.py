@@ -27,7 +27,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from autograder.assemble import SubmissionError, matches_assignment, read_notebook
+from autograder.assemble import matches_assignment
+from autograder.notebook import SubmissionError, read_notebook
 from autograder.course import REPO_ROOT, assignments, check_assignment, notebook_name, solutions_dir
 
 _COPY_PREFIX = re.compile(r"^(copy[ _]of[ _])+", re.IGNORECASE)

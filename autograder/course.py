@@ -1,13 +1,20 @@
 """Where things are: the repository's assignments and the layout of an instructor's course directory.
 
-A course directory (outside the repository, one per class) follows nbgrader's layout::
+A course directory (outside the repository, one per class) holds everything the verbs write;
+each verb reads only what an earlier one wrote, so any of them can be run again on its own::
 
     COURSE_DIR/
-      source/ASSIGNMENT/ASSIGNMENT.ipynb        the solution notebook, hidden tests included
-      submitted/STUDENT/ASSIGNMENT/*.ipynb      what ``collect`` copied in
-      autograded/STUDENT/ASSIGNMENT/*.ipynb     what nbgrader executed
-      gradebook.db                              nbgrader's gradebook
-      grades/ASSIGNMENT.csv                     what ``grade`` writes
+      source/ASSIGNMENT/ASSIGNMENT.ipynb        the solution notebook, hidden tests included (copied by ``grade``)
+      submitted/STUDENT/ASSIGNMENT/*.ipynb      what ``collect`` copied in (older versions in ``older/``)
+      collected/ASSIGNMENT.csv                  every notebook ``collect`` found, and what became of it
+      autograded/STUDENT/ASSIGNMENT/*.ipynb     the notebook ``grade`` executed, for the instructor only
+      results/ASSIGNMENT/STUDENT.json           one stored result per submission (:mod:`autograder.results`)
+      grades/ASSIGNMENT.csv                     what ``grade`` writes from the results
+      feedback/STUDENT/ASSIGNMENT.html          what ``feedback`` writes
+      similarity/ASSIGNMENT.html, .csv          what ``similarity`` writes
+
+There is no gradebook database: nbgrader only generates the student notebooks (``release``,
+in a throw-away course directory of its own, through :func:`run_nbgrader`).
 """
 
 from __future__ import annotations

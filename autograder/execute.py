@@ -1,4 +1,5 @@
-"""Execute one assembled notebook under time, memory, output, process and file-size limits.
+"""Execute one assembled notebook under time, memory, output, process and file-size limits
+(:class:`~autograder.limits.Limits`; what running into one looks like is read in :mod:`autograder.limits`).
 
 The parent starts ``python -m autograder.execute`` as a new session; that worker, which is the
 grader's own code and stays outside the sandbox, lowers its address-space limit (the kernel it
@@ -28,18 +29,16 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import sandbox
+from autograder import environment, sandbox
+from autograder.limits import (
+    CELL_TIMEOUT_ERROR,
+    Limits,
+    cell_timeout_message,
+    executed_size_message,
+    kernel_died_message,
+    notebook_time_message,
+)
 from autograder.sandbox import SandboxSettings
-
-
-@dataclass(frozen=True)
-class Limits:
-    cell_seconds: int = 120  # one cell
-    submission_seconds: int = 600  # the whole notebook, kernel start included
-    memory_mb: int = 4096  # address space of the kernel
-    output_bytes: int = 1_000_000  # all outputs of the notebook together
-    processes: int = 256  # processes and threads the kernel's user may run (sandbox only)
-    file_mb: int = 256  # largest file the kernel may write (sandbox only)
 
 
 @dataclass
@@ -73,8 +72,7 @@ def execute(nb: nbformat.NotebookNode, limits: Limits, threads: int | None = Non
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.communicate()
-            return Execution(None, time.perf_counter() - started,
-                             f"time limit: the notebook ran longer than {limits.submission_seconds} s")
+            return Execution(None, time.perf_counter() - started, notebook_time_message(limits))
         finally:
             _kill_group(worker.pid)
         seconds = time.perf_counter() - started
@@ -92,7 +90,7 @@ _MAX_EXECUTED_BYTES = 64 * 2**20
 def read_executed(path: Path, sent: nbformat.NotebookNode, limits: Limits) -> tuple[nbformat.NotebookNode | None, str | None]:
     """The executed notebook, if it is a valid notebook of exactly the cells that were sent."""
     if path.stat().st_size > _MAX_EXECUTED_BYTES + limits.output_bytes:
-        return None, f"output limit: the executed notebook is larger than {_MAX_EXECUTED_BYTES // 2**20} MiB"
+        return None, executed_size_message(_MAX_EXECUTED_BYTES)
     try:
         executed = nbformat.read(path, as_version=4)
     except Exception as error:  # noqa: BLE001 - anything unreadable is the submission's problem
@@ -104,10 +102,7 @@ def read_executed(path: Path, sent: nbformat.NotebookNode, limits: Limits) -> tu
 
 
 def _environment(threads: int | None) -> dict[str, str]:
-    env = {**os.environ, "AUTOGRADER_EXECUTION": "1", "NBGRADER_EXECUTION": "autograde"}
-    if threads is not None and "OMP_NUM_THREADS" not in os.environ:  # an instructor's own setting wins
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    return env
+    return {**os.environ, **environment.GRADING, **environment.threads(threads)}
 
 
 def _kill_group(pid: int) -> None:
@@ -133,8 +128,7 @@ def _run_worker(source: Path, target: Path, settings: Path) -> None:
     client = NotebookClient(
         nb, timeout=config["cell_seconds"], kernel_name="python3", allow_errors=True, **extra,
         interrupt_on_timeout=True, record_timing=False,
-        error_on_timeout={"ename": "CellTimeoutError",
-                          "evalue": f"the cell ran longer than {config['cell_seconds']} s and was stopped",
+        error_on_timeout={"ename": CELL_TIMEOUT_ERROR, "evalue": cell_timeout_message(config["cell_seconds"]),
                           "traceback": []},
         # unsandboxed, the kernel works in this private folder; sandboxed, this is only bwrap's host cwd
         resources={"metadata": {"path": str(private)}},
@@ -142,8 +136,7 @@ def _run_worker(source: Path, target: Path, settings: Path) -> None:
     try:
         client.execute()
     except DeadKernelError:
-        nb.metadata["autograder_problem"] = (
-            f"the kernel died (memory limit {config['memory_mb']} MiB, or the code ended the process)")
+        nb.metadata["autograder_problem"] = kernel_died_message(config["memory_mb"])
     except Exception as error:  # noqa: BLE001 - recorded, the parent decides
         nb.metadata["autograder_problem"] = f"execution failed: {type(error).__name__}: {str(error)[:200]}"
     finally:

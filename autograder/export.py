@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course import AutograderError
-from autograder.results import SubmissionResult, load_results
+from autograder.results import SubmissionResult, load_results, short_points, write_table
 
 FORMATS = ("csv", "canvas")
 
@@ -66,18 +66,16 @@ def export(course_dir: Path, output: Path | None = None, format: str = "csv", ro
     results = load_results(Path(course_dir))
     handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        writer = csv.writer(handle)
         if format == "csv":
-            writer.writerow(["student_id", "assignment", "score", "max_score", "status"])
-            for r in sorted(results, key=lambda r: (r.student_id, r.assignment)):
-                writer.writerow([r.student_id, r.assignment, f"{r.score:g}", f"{r.max_score:g}", r.status])
+            write_table(handle, results, points=short_points)
         else:
+            writer = csv.writer(handle)
             assignments = sorted({r.assignment for r in results})
             maxima = {a: max(r.max_score for r in results if r.assignment == a) for a in assignments}
-            writer.writerow(["Student", "ID", "SIS User ID", "Section"] + [f"{a} ({maxima[a]:g})" for a in assignments])
+            writer.writerow(["Student", "ID", "SIS User ID", "Section"] + [f"{a} ({short_points(maxima[a])})" for a in assignments])
             by_student: dict[str, dict[str, str]] = {}
             for r in results:
-                by_student.setdefault(r.student_id, {})[r.assignment] = f"{r.score:g}"
+                by_student.setdefault(r.student_id, {})[r.assignment] = short_points(r.score)
             for student in sorted(by_student):
                 writer.writerow([student, "", student, ""] + [by_student[student].get(a, "") for a in assignments])
     finally:
@@ -221,7 +219,7 @@ def fill_canvas_gradebook(course_dir: Path, roster: Path, output: Path | None = 
     for student, index in matched.items():
         cells = table[student_rows[index]]
         cells.extend([""] * (len(header) - len(cells)))
-        cells[target] = f"{by_id[student].score:g}"
+        cells[target] = short_points(by_id[student].score)
         report.filled[student] = cells[0]
         report.rule[student] = rule_of[student]
         if by_id[student].status != "graded":

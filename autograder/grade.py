@@ -1,24 +1,29 @@
 """``grade``: autograde every collected submission of one assignment, in parallel, and write the grades.
 
-For each ``COURSE_DIR/submitted/STUDENT/ASSIGNMENT/*.ipynb`` the pipeline is:
+:func:`grade_one` grades one ``COURSE_DIR/submitted/STUDENT/ASSIGNMENT/*.ipynb`` in steps, each
+a module of its own:
 
-1. read it (any nbformat 4.x, CRLF, outputs and Colab metadata are fine);
-2. find the answers in it and put them into the instructor's source notebook (test cells,
-   hidden tests and points always come from the source: edited or deleted tests are restored);
-3. add the guard cells (:mod:`autograder.guard`) and scan the student's code
-   (:mod:`autograder.integrity`);
-4. execute it under time, memory, output, process and file-size limits (:mod:`autograder.execute`),
-   its kernel inside the operating-system sandbox of :mod:`autograder.sandbox`: no network, no
-   view of the course directory, the repository or other submissions, and every process it
-   started gone when it ends;
-5. score each test cell (failure messages scrubbed of hidden-test and solution lines) and store a
+1. read it (:func:`autograder.notebook.read_notebook`: any nbformat 4.x, CRLF, outputs and Colab
+   metadata are fine);
+2. find the answers in it and put them into the instructor's source notebook
+   (:mod:`autograder.assemble`: test cells, hidden tests and points always come from the source,
+   so edited or deleted tests are restored), and scan the student's code (:mod:`autograder.integrity`);
+3. add the guard's cells (:mod:`autograder.instrument`, for :mod:`autograder.guard` in the kernel);
+4. execute it (:mod:`autograder.execute`) under the :class:`~autograder.limits.Limits`, its kernel
+   inside the operating-system sandbox of :mod:`autograder.sandbox`: no network, no view of the
+   course directory, the repository or other submissions, and every process it started gone
+   when it ends;
+5. score each test cell (:mod:`autograder.score`: failure messages scrubbed of hidden-test and
+   solution lines), read back the limits hit (:mod:`autograder.limits`) and the guard's report;
+6. judge the status from all that happened (:func:`autograder.status.status_of`) and store a
    :class:`~autograder.results.SubmissionResult` as JSON. Only this process writes results, grades
    and feedback, after the sandbox is gone.
 
 Submissions are independent, so ``jobs`` of them run at once; no shared database is written
 while they run (nbgrader's SQLite gradebook does not take concurrent writers), and the grades
-CSV is written at the end from the stored results. A result whose submission, source notebook
-and limits have not changed is reused, so re-running is idempotent and cheap.
+CSV is written at the end from the stored results (:func:`autograder.results.write_table`). A
+result whose submission, source notebook and limits have not changed is reused, so re-running is
+idempotent and cheap.
 """
 
 from __future__ import annotations
@@ -37,129 +42,86 @@ import nbformat
 from nbformat import NotebookNode
 from tqdm import tqdm
 
-from autograder import assemble, guard, integrity, sandbox
+from autograder import integrity, sandbox
+from autograder.assemble import assemble, find_answers
 from autograder.collect import collect
 from autograder.course import REPO_ROOT, check_assignment, install_source, notebook_name
-from autograder.execute import Limits, execute
-from autograder.results import (
-    SubmissionResult,
-    guard_failures,
-    max_score,
-    output_bytes,
-    ran_out_of_memory,
-    result_path,
-    score_tests,
-    tamper_reports,
-    timed_out,
-)
+from autograder.execute import execute
+from autograder.instrument import guard_report, instrument
+from autograder.limits import Limits, limits_hit
+from autograder.notebook import SubmissionError, max_score, read_notebook
+from autograder.results import SubmissionResult, result_path, write_table
+from autograder.score import score_tests
+from autograder.status import ERROR, FLAGGED, KINDS, Outcome, Status, grader_failure_message, status_of
 
-GRADES_COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
 _PIPELINE_VERSION = "3"  # bump when grading changes, so stored results are not reused
-
-
-def instrument(nb: NotebookNode, source: NotebookNode) -> NotebookNode:
-    """Add the guard: install before the first student cell, a check before every test cell."""
-    locked_names: list[str] = []
-    cells: list[NotebookNode] = []
-    installed = False
-    for cell in nb.cells:
-        meta = assemble.nbgrader_meta(cell)
-        is_student = meta.get("solution") or cell.get("metadata", {}).get("autograder", {}).get("role") == "student-extra"
-        if cell.cell_type == "code" and is_student and not installed:
-            code = f"{guard.INSTALL_CELL}\n{guard.remember_cell(sorted(set(locked_names)))}"
-            cells.append(nbformat.v4.new_code_cell(code, metadata={"autograder": {"role": "guard"}}))
-            installed = True
-        if cell.cell_type == "code" and meta.get("grade"):
-            cells.append(nbformat.v4.new_code_cell(guard.CHECK_CELL, metadata={"autograder": {"role": "guard"}}))
-        if cell.cell_type == "code" and not is_student and not meta.get("grade") and not installed:
-            locked_names += assemble.imported_names(cell.source)
-        cells.append(cell)
-    out = nbformat.v4.new_notebook(cells=cells, metadata=source.metadata)
-    return out
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def cache_key(submission: bytes, source: bytes, limits: Limits, sandboxed: bool) -> str:
+    """What a stored result depends on: the submission, the source notebook, the limits, the
+    pipeline's version and whether the kernel ran in the sandbox."""
+    mode = b"sandbox" if sandboxed else b"no-sandbox"
+    return _sha256(b"|".join([submission, source, json.dumps(asdict(limits)).encode(), _PIPELINE_VERSION.encode(),
+                              mode]))
+
+
 def grade_one(
     student: str, assignment: str, submission: Path, source_path: Path, course_dir: Path, limits: Limits,
     force: bool = False, threads: int | None = None, isolation: sandbox.SandboxSettings | None = None,
 ) -> SubmissionResult:
-    """Grade one submission (steps 1-5 of the module docstring) and store its result.
+    """Grade one submission (the steps of the module docstring) and store its result.
 
     ``threads``: CPU threads its kernel may use (see :func:`autograder.execute.execute`);
     ``isolation``: the sandbox its kernel runs in (None: none, ``--no-sandbox``).
     """
     source_bytes, raw = source_path.read_bytes(), submission.read_bytes()
-    mode = b"sandbox" if isolation is not None else b"no-sandbox"
-    cache_key = _sha256(b"|".join([raw, source_bytes, json.dumps(asdict(limits)).encode(), _PIPELINE_VERSION.encode(),
-                                   mode]))
+    key = cache_key(raw, source_bytes, limits, sandboxed=isolation is not None)
     stored = result_path(course_dir, assignment, student)
     if stored.exists() and not force:
         previous = SubmissionResult.load(stored)
-        if previous.cache_key == cache_key:
+        if previous.cache_key == key:
             return previous
     source = nbformat.reads(source_bytes.decode("utf-8"), as_version=4)
     result = SubmissionResult(student, assignment, 0.0, max_score(source), "graded",
-                              submission_sha256=_sha256(raw), cache_key=cache_key, sandboxed=isolation is not None)
+                              submission_sha256=_sha256(raw), cache_key=key, sandboxed=isolation is not None)
+    outcome = Outcome(sandboxed=result.sandboxed)
     try:
-        submitted = assemble.read_notebook(raw.decode("utf-8", errors="replace"))
-    except assemble.SubmissionError as error:
-        result.status = with_isolation(f"error: {error}", result.sandboxed)
-        result.save(stored)
-        return result
-
-    answers = assemble.find_answers(submitted, source)
-    graded_names = set(answers.by_id) | set(answers.missing)
-    student_code = list(answers.by_id.values()) + [c for cells in answers.extra.values() for c in cells]
-    flags = integrity.scan(student_code, graded_names)
-    if answers.matched_by_name:
-        result.notes.append("nbgrader metadata missing; answers matched by name: " + ", ".join(answers.matched_by_name))
-    if not answers.by_id:
-        flags.append("no answers found in the notebook (is it the right assignment?)")
-
-    notebook = instrument(assemble.assemble(source, answers), source)
-    run = execute(notebook, limits, threads=threads, sandbox=isolation)
-    result.seconds = round(run.seconds, 2)
-    if run.notebook is not None:
-        result.tests = score_tests(run.notebook, source)
-        result.score = sum(t.points for t in result.tests)
-        install_failed, check_failed = guard_failures(run.notebook)
-        if check_failed:
-            flags.append("stopped the grader's guard from checking the tests")
-        tampered = tamper_reports(run.notebook)
-        if tampered:
-            flags.append("changed what the checks rely on (restored before the tests): " + "; ".join(tampered)[:300])
-        executed_copy = course_dir / "autograded" / student / assignment / submission.name
-        executed_copy.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(run.notebook, executed_copy)  # for the instructor only: never part of feedback
-    errors = []
-    if run.problem:
-        errors.append(run.problem)
-    if run.notebook is not None and install_failed:
-        errors.append("the grader's guard could not be installed in the kernel (a grader fault: report it)")
-    if run.notebook is not None and timed_out(run.notebook):
-        errors.append(f"time limit: a cell ran longer than {limits.cell_seconds} s")
-    if run.notebook is not None and ran_out_of_memory(run.notebook):
-        errors.append(f"memory limit: the code needed more than {limits.memory_mb} MiB")
-    if run.notebook is not None and output_bytes(run.notebook) > limits.output_bytes:
-        errors.append(f"output limit: the notebook printed more than {limits.output_bytes} bytes")
-    if errors:
-        result.status = "error: " + "; ".join(errors)
-    elif flags:
-        result.status = "flagged: " + "; ".join(flags)
-    result.status = with_isolation(result.status, result.sandboxed)
+        submitted = read_notebook(raw.decode("utf-8", errors="replace"))
+    except SubmissionError as error:
+        outcome.unreadable = str(error)
+    else:
+        executed = _run(submitted, source, limits, threads, isolation, result, outcome)
+        if executed is not None:
+            copy = course_dir / "autograded" / student / assignment / submission.name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(executed, copy)  # for the instructor only: never part of feedback
+    result.status = status_of(outcome).text()
     result.save(stored)
     return result
 
 
-NOT_ISOLATED = " (not isolated: graded with --no-sandbox)"
-
-
-def with_isolation(status: str, sandboxed: bool) -> str:
-    """A status says so when the submission ran without the sandbox."""
-    return status if sandboxed else status + NOT_ISOLATED
+def _run(submitted: NotebookNode, source: NotebookNode, limits: Limits, threads: int | None,
+         isolation: sandbox.SandboxSettings | None, result: SubmissionResult, outcome: Outcome) -> NotebookNode | None:
+    """Steps 2 to 5 on a readable submission: fill in ``result`` and ``outcome``; return the executed notebook."""
+    answers = find_answers(submitted, source)
+    outcome.findings, outcome.answered = integrity.review(answers), bool(answers.by_id)
+    if answers.matched_by_name:
+        result.notes.append("nbgrader metadata missing; answers matched by name: " + ", ".join(answers.matched_by_name))
+    run = execute(instrument(assemble(source, answers), source), limits, threads=threads, sandbox=isolation)
+    result.seconds, outcome.problem = round(run.seconds, 2), run.problem
+    if run.notebook is None:
+        return None
+    result.tests = score_tests(run.notebook, source)
+    result.score = sum(t.points for t in result.tests)
+    guard = guard_report(run.notebook)
+    outcome.executed, outcome.limits_hit = True, limits_hit(run.notebook, limits)
+    outcome.guard_install_failed, outcome.guard_check_failed = guard.install_failed, guard.check_failed
+    outcome.tampered = guard.tampered
+    return run.notebook
 
 
 def submissions_of(course_dir: Path, assignment: str) -> dict[str, Path]:
@@ -176,7 +138,6 @@ def grade(
     assignment: str,
     course_dir: Path,
     submissions: list[Path] | None = None,
-    timeout: int = 120,
     jobs: int = 1,
     limits: Limits | None = None,
     force: bool = False,
@@ -190,9 +151,8 @@ def grade(
         assignment: assignment name (a folder of ``solutions/``).
         course_dir: the instructor's course directory (created if missing).
         submissions: optional files, folders or zip archives to :func:`~autograder.collect.collect` first.
-        timeout: seconds one cell may run (ignored when ``limits`` is given).
         jobs: submissions graded at once.
-        limits: time, memory and output limits.
+        limits: time, memory and output limits (default: :class:`~autograder.limits.Limits`'s defaults).
         force: regrade even submissions whose stored result is up to date.
         repo: repository root holding ``solutions/``.
         progress: show a progress bar on stderr (the command line does; a class takes minutes).
@@ -203,7 +163,7 @@ def grade(
     check_assignment(assignment, repo)
     course_dir = Path(course_dir).resolve()
     course_dir.mkdir(parents=True, exist_ok=True)
-    limits = limits or Limits(cell_seconds=timeout)
+    limits = limits or Limits()
     source_path = install_source(assignment, course_dir, repo) / notebook_name(assignment, repo)
     if submissions:
         collect(assignment, submissions, course_dir, repo=repo)
@@ -241,10 +201,8 @@ def _grade_or_report(
         except Exception as failure:  # noqa: BLE001 - reported in the grades, the batch goes on
             error = failure
     total = max_score(nbformat.read(source_path, as_version=4))
-    result = SubmissionResult(student, assignment, 0.0, total, with_isolation(
-                              f"error: the grader failed on this submission ({type(error).__name__}: "
-                              f"{str(error)[:200]}); run grade again, and report it if it persists", isolation is not None),
-                              sandboxed=isolation is not None)
+    outcome = Outcome(sandboxed=isolation is not None, grader_failure=grader_failure_message(error))
+    result = SubmissionResult(student, assignment, 0.0, total, status_of(outcome).text(), sandboxed=outcome.sandboxed)
     result.save(result_path(course_dir, assignment, student))
     return result
 
@@ -255,11 +213,12 @@ def summarize(grades_csv: Path) -> str:
         rows = list(csv.DictReader(handle))
     if not rows:
         return "no submissions to grade: run collect first"
-    kinds = Counter(row["status"].removesuffix(NOT_ISOLATED).split(":")[0] for row in rows)
+    statuses = [Status.parse(row["status"]) for row in rows]
+    kinds = Counter(status.kind for status in statuses)
     mean = sum(float(row["score"]) for row in rows) / len(rows)
-    counts = ", ".join(f"{kinds[k]} {k}" for k in ("graded", "flagged", "error") if kinds[k])
-    review = " (review the flagged and error rows before publishing)" if kinds["flagged"] or kinds["error"] else ""
-    unisolated = sum(row["status"].endswith(NOT_ISOLATED) for row in rows)
+    counts = ", ".join(f"{kinds[k]} {k}" for k in KINDS if kinds[k])
+    review = " (review the flagged and error rows before publishing)" if kinds[FLAGGED] or kinds[ERROR] else ""
+    unisolated = sum(not status.sandboxed for status in statuses)
     warning = (f"; {unisolated} graded WITHOUT the sandbox (--no-sandbox): their code could reach this machine"
                if unisolated else "")
     return (f"{len(rows)} submission{'s' if len(rows) != 1 else ''}: {counts}; mean score {mean:.1f} of "
@@ -267,11 +226,9 @@ def summarize(grades_csv: Path) -> str:
 
 
 def write_grades(course_dir: Path, assignment: str, results: list[SubmissionResult]) -> Path:
+    """``COURSE_DIR/grades/ASSIGNMENT.csv``: :func:`~autograder.results.write_table`, points as stored (``15.0``)."""
     path = course_dir / "grades" / f"{assignment}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(GRADES_COLUMNS)
-        for r in sorted(results, key=lambda r: r.student_id):
-            writer.writerow([r.student_id, r.assignment, r.score, r.max_score, r.status])
+        write_table(handle, results)
     return path

@@ -42,8 +42,11 @@ import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
+from autograder import environment
 from autograder.course import REPO_ROOT, check_assignment, notebook_name, solutions_dir
-from autograder.execute import Limits
+from autograder.limits import Limits
+from autograder.notebook import grade_id, is_test
+from autograder.status import ERROR, FLAGGED, NOT_ISOLATED, Status
 
 # What grading needs at run time, pinned to the repository's requirements.txt.
 RUNTIME_PACKAGES = ("torch", "numpy", "matplotlib", "tqdm", "nbclient", "nbformat", "ipykernel")
@@ -122,10 +125,7 @@ def build(assignment: str, output: Path, repo: Path = REPO_ROOT, limits: Limits 
 
 
 def _hidden_cells(source) -> set[str]:
-    from autograder.assemble import nbgrader_meta
-
-    return {nbgrader_meta(c)["grade_id"] for c in source.cells
-            if nbgrader_meta(c).get("grade") and _HIDDEN_MARK in c.source}
+    return {grade_id(c) for c in source.cells if is_test(c) and _HIDDEN_MARK in c.source}
 
 
 def results_json(result, source, notes: list[str]) -> dict:
@@ -142,12 +142,13 @@ def results_json(result, source, notes: list[str]) -> dict:
             "output": "passed" if test.passed else (test.message or "failed"),
             "visibility": "after_published" if test.grade_id in hidden else "visible",
         })
-    status = result.status
+    status = Status.parse(result.status)
+    reasons = "; ".join(status.reasons) + ("" if status.sandboxed else NOT_ISOLATED)
     lines = []
-    if status.startswith("error:"):
-        lines.append(f"Your notebook could not be graded: {status[len('error:'):].strip()}. Fix it and submit again.")
-    elif status.startswith("flagged:"):
-        lines.append(f"Flagged for the instructor's review: {status[len('flagged:'):].strip()}.")
+    if status.kind == ERROR:
+        lines.append(f"Your notebook could not be graded: {reasons}. Fix it and submit again.")
+    elif status.kind == FLAGGED:
+        lines.append(f"Flagged for the instructor's review: {reasons}.")
     if any(t["visibility"] == "after_published" for t in tests):
         lines.append("Tests that include hidden checks show their results when the grades are published.")
     lines += notes
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.gradescope",
                                      description="Run inside Gradescope's container: grade one submission.")
     parser.add_argument("verb", choices=["run"])
-    parser.add_argument("--root", type=Path, default=Path(os.environ.get("AUTOGRADER_ROOT", "/autograder")))
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get(environment.ROOT, "/autograder")))
     args = parser.parse_args(argv)
     try:
         run(args.root)

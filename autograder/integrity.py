@@ -11,11 +11,16 @@ from __future__ import annotations
 import ast
 import re
 
-from autograder.assemble import parse_python
+from autograder.assemble import Answers
+from autograder.environment import GRADING
+from autograder.notebook import parse_python
+
+# The grading environment's variables, by the tool that names them (NBGRADER_..., AUTOGRADER_...)
+_GRADING_NAMES = "|".join(sorted({name.split("_")[0] for name in GRADING}))
 
 # Each pattern and the reason it is reported.
 _PATTERNS = [
-    (re.compile(r"NBGRADER|AUTOGRADER", re.IGNORECASE), "looks for the grading environment"),
+    (re.compile(_GRADING_NAMES, re.IGNORECASE), "looks for the grading environment"),
     (re.compile(r"\bos\.environ\b|\bgetenv\s*\("), "reads environment variables"),
     (re.compile(r"set_custom_exc|sys\.excepthook|showtraceback"), "installs an exception handler"),
     (re.compile(r"\bsys\._getframe\b|\binspect\.(stack|currentframe)\b|\bgc\.get_objects\b|settrace|setprofile"),
@@ -91,3 +96,8 @@ def scan(sources: list[str], graded_names: set[str]) -> list[str]:
     if imported:
         reasons.append("imports the reference implementation: " + ", ".join(sorted(set(imported))[:5]))
     return reasons
+
+
+def review(answers: Answers) -> list[str]:
+    """:func:`scan` of everything the student wrote in a submission: its answers and added cells."""
+    return scan(answers.student_code(), set(answers.by_id) | set(answers.missing))

@@ -2,20 +2,16 @@
 
 ``COURSE_DIR/results/ASSIGNMENT/STUDENT.json`` holds one :class:`SubmissionResult`; the grades
 table, the feedback pages and the exports are all made from these files, so each step can be
-re-run on its own.
+re-run on its own. :func:`write_table` writes both CSV tables (``grade``'s and ``export``'s).
 """
 
 from __future__ import annotations
 
+import csv
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from nbformat import NotebookNode
-
-from autograder.assemble import nbgrader_meta
-from autograder.guard import MARKER
+from typing import Callable, TextIO
 
 
 @dataclass
@@ -33,7 +29,7 @@ class SubmissionResult:
     assignment: str
     score: float
     max_score: float
-    status: str  # "graded", "flagged: <reason>" or "error: <reason>"
+    status: str  # the text of an autograder.status.Status: "graded", "flagged: <reasons>" or "error: <reasons>"
     tests: list[TestResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     submission_sha256: str = ""
@@ -63,126 +59,23 @@ def load_results(course_dir: Path, assignment: str | None = None) -> list[Submis
     return [SubmissionResult.load(p) for p in sorted((course_dir / "results").glob(pattern))]
 
 
-def max_score(source: NotebookNode) -> float:
-    return float(sum(nbgrader_meta(c).get("points", 0) for c in source.cells if nbgrader_meta(c).get("grade")))
 
 
-_HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*$", re.MULTILINE | re.DOTALL)
-_SOLUTION_BLOCK = re.compile(r"^[ \t]*### BEGIN SOLUTION.*?### END SOLUTION[ \t]*$", re.MULTILINE | re.DOTALL)
-_SHORTEST_SECRET = 12  # shorter lines (``else:``, ``return out``) say nothing and would withhold honest text
-WITHHELD = "[withheld: this line quoted the grader's hidden tests or the instructor's solution]"
+COLUMNS = ["student_id", "assignment", "score", "max_score", "status"]
 
 
-def _lines(text: str) -> set[str]:
-    return {" ".join(line.split()) for line in text.splitlines()}
+def short_points(points: float) -> str:
+    """``15.0`` -> ``15``, ``7.5`` -> ``7.5``: points as a spreadsheet or an LMS import shows them."""
+    return f"{points:g}"
 
 
-def secret_lines(source: NotebookNode) -> set[str]:
-    """Lines of the hidden tests and of the instructor's solutions that students never see.
+def write_table(handle: TextIO, results: list[SubmissionResult], points: Callable[[float], str] = str) -> None:
+    """The results as CSV, one row of :data:`COLUMNS` per student and assignment, sorted by both.
 
-    Student code shares the kernel with the test that calls it (its frames, ``linecache``, the
-    IPython history), so it can read a hidden test's source and raise it as its error message.
-    Lines that the released notebook shows anyway (stubs, visible tests) are not secret.
+    ``points`` writes a score: ``str`` (``15.0``) in the grades file ``grade`` writes, which the
+    instructor guide and the examples' ``expected_grades.csv`` show; :func:`short_points` in ``export``.
     """
-    secret, public = set(), set()
-    for cell in source.cells:
-        if cell.get("cell_type") != "code":
-            continue
-        blocks = _HIDDEN_BLOCK.findall(cell.source) + _SOLUTION_BLOCK.findall(cell.source)
-        for block in blocks:
-            secret |= _lines(block)
-        public |= _lines(_SOLUTION_BLOCK.sub("", _HIDDEN_BLOCK.sub("", cell.source)))
-    return {line for line in secret - public if len(line) >= _SHORTEST_SECRET}
-
-
-def scrub(message: str, secrets: set[str]) -> str:
-    """``message`` with every line that contains a secret line replaced, and a note when one was."""
-    if not secrets:
-        return message
-    kept, withheld = [], False
-    for line in message.splitlines():
-        flat = " ".join(line.split())
-        if len(flat) >= _SHORTEST_SECRET and any(secret in flat for secret in secrets):
-            kept.append(WITHHELD)
-            withheld = True
-        else:
-            kept.append(line)
-    return "\n".join(kept) if withheld else message
-
-
-def score_tests(executed: NotebookNode, source: NotebookNode) -> list[TestResult]:
-    """One TestResult per graded cell of ``source``: full points unless its cell raised.
-
-    A failure's message is what students see in their feedback: it is scrubbed of any line of
-    the hidden tests or of the solutions (:func:`secret_lines`).
-
-    Only an exception fails a test. Text on stderr (a warning from the student's code, a
-    progress bar) does not: nbgrader's own rule, any stderr output fails the cell, would take
-    points from correct answers.
-    """
-    executed_by_id = {nbgrader_meta(c).get("grade_id"): c for c in executed.cells if nbgrader_meta(c).get("grade")}
-    secrets = secret_lines(source)
-    tests = []
-    for cell in source.cells:
-        meta = nbgrader_meta(cell)
-        if not meta.get("grade"):
-            continue
-        points = float(meta.get("points", 0))
-        ran = executed_by_id.get(meta["grade_id"])
-        if ran is None:
-            tests.append(TestResult(meta["grade_id"], 0.0, points, False, "this test did not run"))
-            continue
-        errors = [o for o in ran.get("outputs", []) if o.get("output_type") == "error"]
-        if errors:
-            message = f"{errors[0].get('ename', 'Error')}: {errors[0].get('evalue', '')}"
-            tests.append(TestResult(meta["grade_id"], 0.0, points, False, scrub(message, secrets)[:4000]))
-        elif ran.get("execution_count") is None and not ran.get("outputs"):
-            tests.append(TestResult(meta["grade_id"], 0.0, points, False, "this test did not run"))
-        else:
-            tests.append(TestResult(meta["grade_id"], points, points, True))
-    return tests
-
-
-def tamper_reports(executed: NotebookNode) -> list[str]:
-    reports = []
-    for cell in executed.cells:
-        for output in cell.get("outputs", []):
-            for line in str(output.get("text", "")).splitlines():
-                if line.startswith(MARKER):
-                    reports.append(line[len(MARKER):].strip())
-    return reports
-
-
-def output_bytes(executed: NotebookNode) -> int:
-    return sum(len(json.dumps(o)) for c in executed.cells for o in c.get("outputs", []))
-
-
-def ran_out_of_memory(executed: NotebookNode) -> bool:
-    for cell in executed.cells:
-        for output in cell.get("outputs", []):
-            text = f"{output.get('ename', '')} {output.get('evalue', '')}"
-            if "MemoryError" in text or "can't allocate memory" in text or "not enough memory" in text:
-                return True
-    return False
-
-
-def timed_out(executed: NotebookNode) -> bool:
-    # nbclient interrupts a cell that runs past its limit: the kernel reports KeyboardInterrupt
-    return any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt")
-               for c in executed.cells for o in c.get("outputs", []))
-
-
-def guard_failures(executed: NotebookNode) -> tuple[bool, bool]:
-    """(the guard's install cell failed, a guard check cell failed): a failed install is the grader's
-    fault (nothing of the student's had run yet); a failed check means student code got in its way."""
-    install_failed = check_failed = False
-    seen_install = False
-    for cell in executed.cells:
-        if cell.get("metadata", {}).get("autograder", {}).get("role") != "guard":
-            continue
-        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
-        if not seen_install:
-            seen_install, install_failed = True, failed
-        elif failed:
-            check_failed = True
-    return install_failed, check_failed
+    writer = csv.writer(handle)
+    writer.writerow(COLUMNS)
+    for r in sorted(results, key=lambda r: (r.student_id, r.assignment)):
+        writer.writerow([r.student_id, r.assignment, points(r.score), points(r.max_score), r.status])

@@ -49,11 +49,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import environment
+
 # Replaced inside the sandbox by empty directories: where secrets, other users' files and the
 # grader's temporary files live.
 HIDDEN_ROOTS = ("/home", "/root", "/tmp", "/var/tmp", "/run")
 WORKDIR = "/home/student"  # the kernel's working directory and HOME, inside the sandbox
-CORPUS_ENV = "LLM_FOUNDATIONS_CORPUS"  # names a local copy of the course's corpus (llm_foundations.text)
+CORPUS_ENV = environment.CORPUS
 
 INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: sudo apt-get install bubblewrap; Fedora: sudo dnf install "
                 "bubblewrap), or, only if every submission is trusted, grade with --no-sandbox")
@@ -199,23 +201,18 @@ def kernel_environment(threads: int | None) -> dict[str, str]:
     """The kernel's whole environment: nothing of the grader's (tokens, keys, paths) but what it needs."""
     python_dir = os.path.dirname(sys.executable)
     env = {"HOME": WORKDIR, "PATH": f"{python_dir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-           "TMPDIR": "/tmp", "MPLCONFIGDIR": f"{WORKDIR}/.matplotlib",
-           "AUTOGRADER_EXECUTION": "1", "NBGRADER_EXECUTION": "autograde", "PYTHONDONTWRITEBYTECODE": "1"}
+           "TMPDIR": "/tmp", "MPLCONFIGDIR": f"{WORKDIR}/.matplotlib", **environment.GRADING,
+           "PYTHONDONTWRITEBYTECODE": "1"}
     for name in ("PYTHONPATH", CORPUS_ENV):
         if os.environ.get(name):
             env[name] = os.environ[name]
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    if threads is not None and "OMP_NUM_THREADS" not in os.environ:  # an instructor's own setting wins
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    return env
+    return {**env, **environment.threads(threads)}
 
 
 def settings_for(course_dir: Path, repo: Path, source_dir: Path, limits, threads: int | None) -> SandboxSettings:
     """The sandbox for one assignment of one course (the same for every submission).
 
-    ``limits``: the :class:`~autograder.execute.Limits` (memory, processes, file size).
+    ``limits``: the :class:`~autograder.limits.Limits` (memory, processes, file size).
     """
     import tempfile
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import assemble
+from autograder import assemble, notebook
 from autograder.course import REPO_ROOT, check_assignment, exercises_dir, notebook_name, solutions_dir
 
 SOLUTION = "(solution)"
@@ -99,8 +99,7 @@ def _flat(code: str) -> str:
 
 def stubs_of(released: nbformat.NotebookNode) -> dict[str, str]:
     """grade_id -> the released stub of each solution cell (whitespace-normalised)."""
-    return {assemble.nbgrader_meta(c)["grade_id"]: _flat(c.source) for c in released.cells
-            if assemble.nbgrader_meta(c).get("solution")}
+    return {notebook.grade_id(c): _flat(c.source) for c in released.cells if notebook.is_solution(c)}
 
 
 def student_code(submission: nbformat.NotebookNode, source: nbformat.NotebookNode,
@@ -110,7 +109,7 @@ def student_code(submission: nbformat.NotebookNode, source: nbformat.NotebookNod
     answers = assemble.find_answers(submission, source)
     stubs = stubs or {}
     cells = []
-    for grade_id in [assemble.nbgrader_meta(c)["grade_id"] for c in source.cells if assemble.nbgrader_meta(c).get("solution")]:
+    for grade_id in notebook.solution_ids(source):
         for number, extra in enumerate(answers.extra.get(grade_id, []), start=1):
             cells.append((f"added cell {number} before {grade_id}", extra))
         if grade_id in answers.by_id and _flat(answers.by_id[grade_id]) != stubs.get(grade_id):
@@ -123,9 +122,9 @@ def student_code(submission: nbformat.NotebookNode, source: nbformat.NotebookNod
 def solution_code(source: nbformat.NotebookNode) -> list[tuple[str, str]]:
     cells = []
     for cell in source.cells:
-        if assemble.nbgrader_meta(cell).get("solution"):
+        if notebook.is_solution(cell):
             code = "\n".join(line for line in cell.source.splitlines() if line.strip() not in _MARKERS)
-            cells.append((assemble.nbgrader_meta(cell)["grade_id"], code))
+            cells.append((notebook.grade_id(cell), code))
     return cells
 
 
@@ -138,10 +137,10 @@ def boilerplate_code(released: nbformat.NotebookNode, source: nbformat.NotebookN
         if cell.cell_type != "code":
             continue
         texts.append(cell.source)
-        if assemble.nbgrader_meta(cell).get("solution"):
+        if notebook.is_solution(cell):
             texts.append("\n".join(line for line in cell.source.splitlines()
                                    if "NotImplementedError" not in line and "YOUR CODE HERE" not in line))
-    texts += [c.source for c in source.cells if c.cell_type == "code" and not assemble.nbgrader_meta(c).get("solution")]
+    texts += [c.source for c in source.cells if c.cell_type == "code" and not notebook.is_solution(c)]
     return texts
 
 
@@ -226,8 +225,8 @@ def similarity(
     documents: dict[str, str] = {}
     for student, path in submissions_of(course_dir, assignment).items():
         try:
-            submitted = assemble.read_notebook(path.read_bytes().decode("utf-8", errors="replace"))
-        except assemble.SubmissionError as error:
+            submitted = notebook.read_notebook(path.read_bytes().decode("utf-8", errors="replace"))
+        except notebook.SubmissionError as error:
             report.skipped[student] = str(error).split(" (")[0]  # the reason, not the file's first bytes
             continue
         documents[student] = _document(student_code(submitted, source, stubs))

@@ -21,6 +21,7 @@ import pytest
 
 import zoo
 from autograder import assemble, grade, integrity
+from autograder.limits import Limits
 from submissions import REPO, Answer, build_submission, notebook_paths
 from zoo_runner import ZooKernel
 
@@ -57,7 +58,7 @@ def graded_class(assignment: str, tmp_root: Path) -> dict[str, dict[str, str]]:
     (inbox / "corrupt" / solution.name).write_text("{ this is not a notebook", encoding="utf-8")
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inbox.rglob("*.ipynb")}
 
-    grades_csv = grade(assignment, tmp_root / "course", submissions=[inbox], timeout=60, jobs=2)
+    grades_csv = grade(assignment, tmp_root / "course", submissions=[inbox], limits=Limits(cell_seconds=60), jobs=2)
 
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in inbox.rglob("*.ipynb")}
     assert after == before, "grading changed or removed a student's original file"

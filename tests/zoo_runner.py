@@ -7,7 +7,7 @@ starts one kernel, runs the notebook's preamble (setup and imports) once, and th
 answer puts the kernel's namespace and random state back to what they were after the preamble
 and runs the cells the grader would run from there on: the same notebook that
 :func:`autograder.assemble.assemble` builds for a real submission, scored by the grader's own
-:func:`autograder.results.score_tests`.
+:func:`autograder.score.score_tests`.
 
 What it leaves out is the grader's guard and integrity scan, which no zoo answer touches (they
 have tests of their own in ``test_autograder.py``). That the two paths agree is itself tested:
@@ -24,8 +24,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from autograder import assemble
-from autograder.results import TestResult, score_tests
+from autograder import assemble, notebook
+from autograder.results import TestResult
+from autograder.score import score_tests
 
 _SNAPSHOT = """
 import random as _zoo_random
@@ -54,7 +55,7 @@ class ZooKernel:
                  skip_for_mistakes: frozenset[str] = frozenset()):
         self.source = source
         self.skip_for_mistakes = skip_for_mistakes
-        first_answer = next(i for i, c in enumerate(source.cells) if assemble.nbgrader_meta(c).get("solution"))
+        first_answer = next(i for i, c in enumerate(source.cells) if notebook.nbgrader_meta(c).get("solution"))
         self.preamble = [c for c in source.cells[:first_answer] if c.cell_type == "code"]
         self.workdir = workdir
         self.client = NotebookClient(
@@ -104,12 +105,12 @@ class ZooKernel:
         answers = assemble.find_answers(submission, self.source)
         graded = assemble.assemble(self.source, answers)
         body_start = next(i for i, c in enumerate(graded.cells)
-                          if assemble.nbgrader_meta(c).get("solution")
+                          if notebook.nbgrader_meta(c).get("solution")
                           or c.get("metadata", {}).get("autograder", {}).get("role") == "student-extra")
         self._run(nbformat.v4.new_code_cell(_RESTORE))
         executed = []
         for cell in graded.cells[body_start:]:
-            skip = not expect_full_marks and assemble.nbgrader_meta(cell).get("grade_id") in self.skip_for_mistakes
+            skip = not expect_full_marks and notebook.nbgrader_meta(cell).get("grade_id") in self.skip_for_mistakes
             if cell.cell_type != "code" or skip:
                 continue
             try:
@@ -119,7 +120,7 @@ class ZooKernel:
                 self._start()
                 break
             lost = any(o.output_type == "error" for o in executed[-1].outputs)
-            if stop_at_first_loss and lost and float(assemble.nbgrader_meta(cell).get("points", 0) or 0) > 0:
+            if stop_at_first_loss and lost and float(notebook.nbgrader_meta(cell).get("points", 0) or 0) > 0:
                 break
         return score_tests(nbformat.v4.new_notebook(cells=executed), self.source)
 

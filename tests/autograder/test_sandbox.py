@@ -22,7 +22,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.cli import main as cli
-from autograder.execute import Limits
+from autograder.limits import Limits
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -232,10 +232,12 @@ def test_paths_that_contain_a_hidden_folder_are_not_mounted(monkeypatch):
 
 
 def test_grading_without_the_sandbox_says_so_in_every_row_and_the_summary(tmp_path):
-    from autograder.grade import NOT_ISOLATED, summarize, with_isolation
+    from autograder.grade import summarize
+    from autograder.status import FLAGGED, GRADED, NOT_ISOLATED, Status
 
-    assert with_isolation("graded", True) == "graded"
-    rows = [("a", 15, with_isolation("graded", False)), ("b", 4, with_isolation("flagged: reads environment variables", False))]
+    assert Status(GRADED, (), sandboxed=True).text() == "graded"
+    rows = [("a", 15, Status(GRADED, (), sandboxed=False).text()),
+            ("b", 4, Status(FLAGGED, ("reads environment variables",), sandboxed=False).text())]
     grades = tmp_path / "grades.csv"
     grades.write_text("student_id,assignment,score,max_score,status\n"
                       + "".join(f'{s},04,{p},15,"{status}"\n' for s, p, status in rows), encoding="utf-8")

@@ -27,8 +27,8 @@ import nbformat
 import pytest
 
 from autograder import feedback, grade, sandbox
-from autograder.execute import Limits
-from autograder.results import secret_lines
+from autograder.limits import Limits
+from autograder.score import secret_lines
 from submissions import REPO, Answer, build_submission
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("escape"), pytest.mark.skipif(sys.platform != "linux" or sandbox.bwrap() is None,

@@ -1,46 +1,12 @@
-"""Two defences inside and after the kernel, on their own: the guard that restores what student code
-patched (every module of the course package included), and the scrubbing of failure messages."""
+"""Scoring an executed notebook (:mod:`autograder.score`): points per test cell, and failure
+messages scrubbed of the hidden tests' and the solutions' lines. No kernel: the executed
+notebooks are built by hand."""
 
 from __future__ import annotations
 
-import sys
-
 import nbformat
 
-from autograder import guard
-from autograder.results import WITHHELD, scrub, secret_lines, score_tests
-
-
-def _run_guard_cells(patch):
-    namespace: dict = {}
-    try:
-        exec(guard.INSTALL_CELL, namespace)
-        patch()
-        exec(guard.CHECK_CELL, namespace)
-        return sys.modules[guard.MODULE]._state["tampered"]
-    finally:
-        sys.modules.pop(guard.MODULE, None)
-
-
-def test_the_guard_restores_course_functions_and_methods_the_checks_use():
-    import llm_foundations.attention as attention
-    import llm_foundations.checks.core as testing
-
-    originals = (attention.scaled_dot_product_attention, attention.MultiHeadAttention.forward, testing.expect_close)
-
-    def patch():
-        attention.scaled_dot_product_attention = lambda *a, **k: None
-        attention.MultiHeadAttention.forward = lambda self, *a, **k: None
-        testing.expect_close = lambda *a, **k: None
-
-    tampered = _run_guard_cells(patch)
-    assert (attention.scaled_dot_product_attention, attention.MultiHeadAttention.forward, testing.expect_close) == originals
-    assert {"llm_foundations.attention.scaled_dot_product_attention", "llm_foundations.checks.core.expect_close",
-            "llm_foundations.attention.MultiHeadAttention.forward"} <= set(tampered)
-
-
-def test_the_guard_reports_nothing_when_nothing_changed():
-    assert _run_guard_cells(lambda: None) == []
+from autograder.score import WITHHELD, score_tests, scrub, secret_lines
 
 
 def _source():
@@ -76,3 +42,32 @@ def test_scored_messages_are_scrubbed():
     executed.cells[1].execution_count = 1
     (result,) = score_tests(executed, source)
     assert not result.passed and "31337" not in result.message and WITHHELD in result.message
+
+
+def _ran(source, *outputs, count=1):
+    executed = nbformat.from_dict(nbformat.v4.new_notebook(cells=[c.copy() for c in source.cells]))
+    executed.cells[1].outputs = list(outputs)
+    executed.cells[1].execution_count = count
+    return executed
+
+
+def test_a_test_cell_that_ran_without_an_exception_earns_its_points_even_if_it_warned():
+    warning = nbformat.v4.new_output("stream", name="stderr", text="UserWarning: careful\n")
+    (result,) = score_tests(_ran(_source(), warning), _source())
+    assert (result.grade_id, result.points, result.max_points, result.passed) == ("t", 2.0, 2.0, True), (
+        f"text on stderr must not fail a test (nbgrader's rule would), got {result}")
+
+
+def test_an_exception_fails_the_test_with_its_message():
+    error = nbformat.v4.new_output("error", ename="AssertionError", evalue="f(2) returned 5, expected 4", traceback=[])
+    (result,) = score_tests(_ran(_source(), error), _source())
+    assert (result.points, result.passed, result.message) == (0.0, False, "AssertionError: f(2) returned 5, expected 4")
+
+
+def test_a_test_that_did_not_run_or_is_missing_earns_nothing_and_says_so():
+    (result,) = score_tests(_ran(_source(), count=None), _source())
+    assert (result.points, result.message) == (0.0, "this test did not run"), result
+    executed = _ran(_source())
+    executed.cells = executed.cells[:1]  # the executed notebook lost the test cell
+    (result,) = score_tests(executed, _source())
+    assert (result.points, result.max_points, result.message) == (0.0, 2.0, "this test did not run"), result
