@@ -75,6 +75,24 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup``, every test marked ``xdist_group`` must carry its group in its node id.
+
+    That suffix is how pytest-xdist sends a group to one worker. Tests of one group share what
+    is expensive to compute (a chapter's bug zoo, a graded class, the website), once per worker:
+    if the grouping silently stops working (pytest 9.2 with pytest-xdist 3.8 did), each worker
+    computes it again and CI takes twice as long without failing.
+    """
+    if not (getattr(config, "workerinput", None) and config.getoption("loadgroup", False)):
+        return
+    lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist did not tag {len(lost)} grouped tests with their xdist_group (e.g. {lost[0]}): "
+            f"pytest {pytest.__version__} and this pytest-xdist do not work together; pin versions that do")
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
     """The website, built once per test run into a temporary folder: returns its ``_build``.
