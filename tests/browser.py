@@ -93,7 +93,7 @@ return {
   brokenImages: images.filter(i => i.complete && i.naturalWidth === 0).map(i => i.getAttribute('src')),
   // alt text that names a file (docutils' default is the image's path) says nothing about the figure
   badAlt: images.filter(i => { const alt = (i.getAttribute('alt') || '').trim();
-    return alt.length < 10 || /\.(png|jpe?g|gif|svg)$/i.test(alt) || alt.includes('_images/'); })
+    return alt.length < 10 || /\\.(png|jpe?g|gif|svg)$/i.test(alt) || alt.includes('_images/'); })
     .map(i => i.getAttribute('src')),
   links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
   colab: Array.from(document.querySelectorAll('a[href*="colab.research.google.com"]')).map(a => a.href),
