@@ -142,6 +142,24 @@ def self_attention_forward(x, w_q, w_k, w_v):
     weights = F.softmax(torch.bmm(q, torch.matmul(x, w_k).transpose(1, 2)), dim=2)
     return torch.bmm(weights, torch.matmul(x, w_v))
 '''}),
+    Answer("rnn_float32_inside", "runs the recurrence in float32 and casts the results back to x's dtype (float64 in, "
+           "float64 out, float32 precision: the task asks for no precision)", source={RNN: '''
+def rnn_forward(x, w_xh, w_hh, b_h, h0=None):
+    xs, wx, wh, b = x.float(), w_xh.float(), w_hh.float(), b_h.float()
+    h = xs.new_zeros(x.shape[0], w_hh.shape[0]) if h0 is None else h0.float()
+    states = []
+    for t in range(x.shape[1]):
+        h = torch.tanh(xs[:, t] @ wx + h @ wh + b)
+        states.append(h)
+    return torch.stack(states, dim=1).to(x.dtype), h.to(x.dtype)
+'''}),
+    Answer("attention_float32_scale", "divides by torch.sqrt(torch.tensor(d_k)), a float32 scale (float64 inputs then "
+           "come out with float32 rounding, which the task allows: it asks for no precision)", source={ATT: '''
+def self_attention_forward(x, w_q, w_k, w_v):
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    scores = q @ k.transpose(-2, -1) / torch.sqrt(torch.tensor(q.shape[-1]))
+    return torch.softmax(scores, dim=-1) @ v
+'''}),
     Answer("count_expanded_polynomial", "the expanded polynomial in one line", source={COUNT: '''
 def transformer_parameter_count(vocab_size, d_model, n_heads, d_ff, n_layers):
     if d_model % n_heads:
