@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from llm_foundations.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
-from llm_foundations.checks.ch04_self_attention import multihead_hint, scaled_dot_product_attention_mistakes
+from llm_foundations.attention import MultiHeadAttention, scaled_dot_product_attention
 from llm_foundations.checks.core import (
     CALLS_REFERENCE,
     call,
@@ -26,16 +25,17 @@ from llm_foundations.checks.core import (
 
 
 def test_expect_close_reports_expected_got_and_the_matching_mistake():
-    q, k, v = torch.randn(2, 3, 8), torch.randn(2, 4, 8), torch.randn(2, 4, 5)
-    mistakes = scaled_dot_product_attention_mistakes(q, k, v)
-    wrong_out, _ = mistakes["the scores are not divided by sqrt(d_k)"]
-    right, _ = scaled_dot_product_attention(q, k, v)
+    right = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    hints = {"the rows are swapped": right.flip(0), "the signs are flipped": -right, "wrong shape": right.T}
     with pytest.raises(AssertionError) as failure:
-        expect_close(wrong_out, right, "the output", hints={m: o for m, (o, w) in mistakes.items()})
+        expect_close(-right, right, "the output", hints=hints)
     message = str(failure.value)
-    assert "expected tensor of shape (2, 3, 5)" in message and "got      tensor" in message
-    assert "not divided by sqrt(d_k)" in message
-    expect_close(right.clone(), right, "the output")  # passes silently
+    assert "Wrong values in the output: the largest difference is 12 at index (1, 2)." in message
+    assert "expected tensor of shape (2, 3): [1, 2, 3, 4, 5, 6]" in message and "got      tensor of shape (2, 3): [-1" in message
+    assert message.endswith("Hint: this is what happens when the signs are flipped.")
+    with pytest.raises(AssertionError, match=r"Hint: try harder$"):
+        expect_close(right + 1, right, "the output", hints=hints, hint=lambda: "try harder")
+    expect_close(right.clone() + 1e-7, right, "the output", hint=lambda: 1 / 0)  # passes silently, the hint not computed
 
 
 def test_expect_close_explains_nan_and_shape_mistakes():
@@ -150,30 +150,3 @@ def test_forbid_torch_functions_message_may_quote_code_with_braces():
     with pytest.raises(AssertionError, match=r"mine calls softmax; use \{x: 1\}-style"):
         with forbid_torch_functions("mine", ("softmax",), message):
             torch.softmax(torch.randn(3), -1)
-
-
-def test_multihead_hint_names_the_wrong_building_block_and_is_lazy():
-    def unscaled(q, k, v, mask=None):
-        scores = q @ k.transpose(-2, -1)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, -1)
-        return weights @ v, weights
-
-    def split_without_transpose(x, n_heads):
-        return x.reshape(x.size(0), n_heads, x.size(1), -1)
-
-    def stub(*args):
-        raise NotImplementedError()
-
-    general = "project, split, attend, merge, project"
-    assert multihead_hint(general, scaled_dot_product_attention, split_heads, merge_heads)() == general
-    assert "your scaled_dot_product_attention does not pass" in multihead_hint(general, unscaled, split_heads, merge_heads)()
-    assert "your split_heads does not pass" in multihead_hint(general, scaled_dot_product_attention,
-                                                             split_without_transpose, merge_heads)()
-    assert "your merge_heads does not pass" in multihead_hint(general, scaled_dot_product_attention, split_heads, stub)()
-    # only looked for when the values are wrong
-    expect_close(torch.ones(2), torch.ones(2), "same", hint=multihead_hint(general, stub, stub, stub))
-    with pytest.raises(AssertionError, match="your split_heads does not pass"):
-        expect_close(torch.zeros(2), torch.ones(2), "wrong", hint=multihead_hint(general, scaled_dot_product_attention,
-                                                                                   stub, merge_heads))

@@ -20,7 +20,6 @@ from llm_foundations.embeddings import (
     skipgram_pairs,
     train_skipgram,
 )
-from llm_foundations.checks.ch02_input_embeddings import sgns_loss_mistakes
 
 
 @pytest.fixture(autouse=True)
@@ -172,9 +171,6 @@ def test_sgns_loss_matches_binary_cross_entropy_with_logits(b, k, d):
     loss = sgns_loss(center, context, negatives)
     assert loss.shape == ()
     torch.testing.assert_close(loss, expected)
-    if b > 1 and k > 1:  # with one pair or one negative, sums and means coincide
-        for why, value in sgns_loss_mistakes(center, context, negatives).items():
-            assert not torch.allclose(value, loss), why
 
 
 def test_sgns_loss_is_finite_for_huge_dot_products_and_has_finite_gradients():

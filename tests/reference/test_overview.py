@@ -1,4 +1,4 @@
-"""llm_foundations.overview (chapter 1) against PyTorch's own modules, plus the chapter's diagram and test helpers."""
+"""llm_foundations.overview (chapter 1) against PyTorch's own modules, plus the chapter's diagram."""
 
 import math
 
@@ -21,16 +21,9 @@ from llm_foundations.overview import (
     transformer_parameter_count,
 )
 from llm_foundations.checks.ch01_overview import (
-    expect_count,
     expect_no_loop_over_positions,
-    forbid_reference,
-    forbid_torch_calls,
-    parameter_count_mistakes,
     pytorch_rnn_twin,
     pytorch_transformer_parameter_count,
-    record_torch_calls,
-    rnn_forward_mistakes,
-    self_attention_mistakes,
 )
 
 
@@ -278,59 +271,3 @@ def test_draw_transformer_highlight_fades_the_other_boxes():
         with pytest.raises(ValueError):
             draw_transformer(bad)
     assert "cross_attention" in COMPONENTS
-
-
-# ------------------------------------------------------------------------------------ testing helpers
-
-
-def test_rnn_mistakes_all_differ_from_the_right_answer():
-    w_xh, w_hh, b_h = _rnn_weights(3, 4)
-    x, h0 = torch.randn(2, 5, 3) * 2, torch.randn(2, 4)
-    right, right_last = rnn_forward(x, w_xh, w_hh, b_h, h0)
-    mistakes = rnn_forward_mistakes(x, w_xh, w_hh, b_h, h0)
-    assert len(mistakes) == 7
-    for why, (outputs, last) in mistakes.items():
-        assert not (torch.allclose(outputs, right) and torch.allclose(last, right_last)), why
-
-
-def test_attention_mistakes_all_differ_from_the_right_answer():
-    x = torch.randn(2, 5, 6)
-    w_q, w_k, w_v = torch.randn(6, 3), torch.randn(6, 3), torch.randn(6, 3)
-    right = self_attention_forward(x, w_q, w_k, w_v)
-    for why, wrong in self_attention_mistakes(x, w_q, w_k, w_v).items():
-        assert not torch.allclose(wrong, right), why
-
-
-def test_parameter_count_mistakes_are_all_different_and_wrong():
-    sizes = (100, 12, 3, 30, 2)
-    mistakes = parameter_count_mistakes(*sizes)
-    assert len(set(mistakes.values())) == len(mistakes)
-    assert transformer_parameter_count(*sizes) not in mistakes.values()
-    with pytest.raises(AssertionError, match="ties the source embedding"):
-        expect_count(mistakes[next(k for k in mistakes if "generator" in k)], transformer_parameter_count(*sizes),
-                     "the count", hints=mistakes)
-    with pytest.raises(AssertionError, match="expected an int"):
-        expect_count(12.0, 12, "the count")
-
-
-def test_watchers_catch_loops_builtins_and_the_reference():
-    def looped(x, w_q, w_k, w_v):
-        q, k, v = x @ w_q, x @ w_k, x @ w_v
-        rows = [torch.softmax(q[:, i:i + 1] @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), -1) @ v
-                for i in range(x.size(1))]
-        return torch.cat(rows, dim=1)
-
-    w = torch.randn(4, 4)
-    with pytest.raises(AssertionError, match="loop over the positions"):
-        expect_no_loop_over_positions(looped, lambda n: (torch.randn(2, n, 4), w, w, w), "looped")
-    with pytest.raises(AssertionError, match="rnn_tanh"):
-        with forbid_torch_calls("nn.RNN", ("rnn_tanh",), "Write the loop."):
-            nn.RNN(3, 4, batch_first=True)(torch.randn(2, 5, 3))
-    with pytest.raises(AssertionError, match="reference code"):
-        with forbid_reference("wrapper"):
-            transformer_parameter_count(10, 4, 2, 8, 1)
-    with forbid_reference("own code"):  # code outside the package is fine
-        torch.softmax(torch.randn(3), -1)
-    with record_torch_calls() as names:
-        transformer_parameter_count(10, 4, 2, 8, 1)
-    assert names == [], "the closed form makes no torch calls"

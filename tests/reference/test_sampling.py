@@ -270,13 +270,9 @@ def test_gumbel_max_sample_follows_the_softmax_and_skips_minus_inf():
     ts.expect_samples_follow(samples, torch.softmax(logits.double(), -1), "gumbel_max_sample")
 
 
-def test_gumbel_max_sample_is_reproducible_and_mistakes_differ():
+def test_gumbel_max_sample_is_reproducible():
     logits = torch.randn(4, 9)
     ts.expect_reproducible(lambda g: gumbel_max_sample(logits, generator=g), 7, "gumbel_max_sample")
-    z = torch.tensor([1.5, 0.8, 0.3, 0.0, -0.5, -1.2])
-    tol = ts.frequency_tolerance(20_000, 6)
-    for explanation, freq in ts.gumbel_mistakes(z).items():
-        assert float((freq - torch.softmax(z.double(), -1)).abs().max()) > 2 * tol + 0.01, explanation
 
 
 def test_gumbel_max_sample_works_in_float64_and_any_leading_shape():
@@ -385,72 +381,3 @@ def test_a_large_beam_with_length_penalty_finds_the_best_normalised_sequence(alp
         if score > best_score + 1e-12:
             best, best_score = tokens, score
     assert beam_search(model, 0, 1, 4**4, 5, length_penalty=alpha) == best
-
-
-# ------------------------------------------------------------------ the checking helpers
-
-
-def test_frequency_tolerance_formula():
-    tol = ts.frequency_tolerance(20_000, 6)
-    assert 0.019 < tol < 0.021
-    assert 2 * 6 * math.exp(-2 * 20_000 * tol**2) == pytest.approx(1e-6)
-
-
-def test_expect_samples_follow_detects_wrong_distributions_and_names_the_mistake():
-    logits = torch.tensor([1.2, 0.3, 2.0, -0.5, 0.9, -1.0])
-    samples = sample_next_token(logits.expand(20_000, 6), 2.0, generator=torch.Generator().manual_seed(1))
-    ts.expect_samples_follow(samples, ts.sampling_distribution(logits, 2.0), "ok")
-    wrong = sample_next_token((logits * 2.0).expand(20_000, 6), 1.0, generator=torch.Generator().manual_seed(1))
-    with pytest.raises(AssertionError, match="multiplies the logits"):
-        ts.expect_samples_follow(wrong, ts.sampling_distribution(logits, 2.0), "x",
-                                 hints=ts.sample_next_token_mistakes(logits, 2.0))
-    filtered = ts.sampling_distribution(logits, 1.0, top_k=2)
-    with pytest.raises(AssertionError, match="probability is 0"):
-        ts.expect_samples_follow(sample_next_token(logits.expand(500, 6)), filtered, "x")
-
-
-def test_expect_filtered_and_mistake_hints():
-    logits = torch.tensor([[3.0, 1.0, 1.0, 0.0]])
-    ts.expect_filtered(top_k_filter(logits, 2), logits, top_k_filter(logits, 2), "ok")
-    with pytest.raises(AssertionError, match="drops tokens tied"):
-        ts.expect_filtered(ts._keep_topk_indices(logits, 2), logits, top_k_filter(logits, 2), "x",
-                           hints=ts.top_k_filter_mistakes(logits, 2))
-    with pytest.raises(AssertionError, match="logits changed"):
-        ts.expect_filtered(top_k_filter(logits, 2) - 1, logits, top_k_filter(logits, 2), "x")
-    with pytest.raises(AssertionError, match="not probabilities"):
-        ts.expect_filtered(torch.softmax(top_k_filter(logits, 2), -1), logits, top_k_filter(logits, 2), "x")
-    with pytest.raises(AssertionError, match="exactly -inf"):
-        ts.expect_filtered(logits.masked_fill(logits < 1, -1e9), logits, top_k_filter(logits, 2), "x")
-    probs = torch.tensor([[0.5, 0.3, 0.2]]).log()
-    with pytest.raises(AssertionError, match="crosses p"):
-        ts.expect_filtered(torch.tensor([[probs[0, 0], -INF, -INF]]), probs, top_p_filter(probs, 0.6), "x",
-                           hints=ts.top_p_filter_mistakes(probs, 0.6))
-
-
-def test_forbid_reference_catches_a_wrapper():
-    def wrapper(logits, k):
-        return top_k_filter(logits, k)
-
-    with pytest.raises(AssertionError, match="reference"):
-        with ts.forbid_reference("top_k_filter", "top_k_filter"):
-            wrapper(torch.randn(4), 2)
-    with ts.forbid_reference("beam_search", "beam_search"):  # the test's own step_fn is allowed
-        ts.RandomPrefixModel(3, 0)(torch.zeros(1, 1, dtype=torch.long))
-
-
-def test_forbid_torch_calls_sees_multinomial():
-    with pytest.raises(AssertionError, match="multinomial"):
-        with ts.forbid_torch_calls("gumbel_max_sample", ("multinomial",), "use the Gumbel-max trick"):
-            torch.multinomial(torch.ones(3), 1)
-    with ts.forbid_torch_calls("gumbel_max_sample", ("multinomial",), "use the Gumbel-max trick"):
-        gumbel_max_sample(torch.randn(2, 3))
-
-
-@pytest.mark.parametrize("shape", [(10,), (6, 10), (2, 3, 10)])
-def test_expected_helpers_agree_with_the_reference(shape):
-    logits = torch.randn(shape) * 2
-    for k in (1, 3, 10, 12):
-        assert torch.equal(ts.expected_top_k(logits, k), top_k_filter(logits, k))
-    for p in (0.05, 0.5, 0.9, 1.0):
-        assert torch.equal(ts.expected_top_p(logits, p), top_p_filter(logits, p))
-    torch.testing.assert_close(ts.expected_softmax(logits, 0.3), softmax_with_temperature(logits.double(), 0.3))
