@@ -200,6 +200,13 @@ def bpe_decode(ids, merges):
         data.extend(expand(int(token)))
     return bytes(data).decode("utf-8", "replace")
 '''}),
+    Answer("cosine_always_float32", "computes the cosines in float32 whatever the input's dtype (the task asks for no "
+           "output dtype)", source={COS: '''
+def cosine_similarity_matrix(x):
+    x = x.float()
+    unit = x / x.norm(dim=1, keepdim=True).clamp(min=1e-8)
+    return unit @ unit.T
+'''}),
     Answer("embedding_one_hot_and_normalize", "one-hot times the matrix, cosine via F.normalize, argsort neighbours", source={
         EMB: '''
 class TokenEmbedding(nn.Module):
