@@ -105,6 +105,17 @@ def merge_heads(x):
     b, h, l, d = x.shape
     return x.permute(0, 2, 1, 3).contiguous().view(b, l, h * d)
 '''}),
+    Answer("float32_compute", "computes in float32 whatever the inputs' dtype, with a float32 scale "
+           "torch.tensor(d_k).sqrt() (the task asks for no output dtype or precision)", source={SDPA: '''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    q, k, v = q.float(), k.float(), v.float()
+    scores = q @ k.transpose(-2, -1) / torch.tensor(q.shape[-1]).sqrt()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    weights = torch.nan_to_num(weights, nan=0.0)  # a row with every key masked
+    return weights @ v, weights
+'''}),
     Answer("explicit_loops", "loops over every row with a hand-written, max-shifted softmax", source={SDPA: '''
 def scaled_dot_product_attention(q, k, v, mask=None):
     *lead, n_q, d_k = q.shape
