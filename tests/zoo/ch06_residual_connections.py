@@ -91,6 +91,36 @@ class LayerNorm(llm_foundations.layers.LayerNorm):
 ]
 
 ALTERNATIVES = [
+    Answer("float32_inside", "LayerNorm and FeedForward compute in float32 and cast back to the input's dtype (the "
+           "mixed-precision habit: float64 in, float64 out, float32 precision; the task asks for no precision)", source={
+        LN: '''
+class LayerNorm(nn.Module):
+    def __init__(self, d_model, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x):
+        h = x.float()
+        centred = h - h.mean(dim=-1, keepdim=True)
+        normed = centred * torch.rsqrt(centred.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (normed * self.weight.float() + self.bias.float()).to(x.dtype)
+''',
+        FFN: '''
+class FeedForward(nn.Module):
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        w1, b1 = self.linear1.weight.float(), self.linear1.bias.float()
+        w2, b2 = self.linear2.weight.float(), self.linear2.bias.float()
+        hidden = self.dropout(torch.relu(F.linear(x.float(), w1, b1)))
+        return F.linear(hidden, w2, b2).to(x.dtype)
+'''}),
     Answer("var_mean_rsqrt", "torch.var_mean with correction=0 and rsqrt; F.linear and clamp in the FFN", source={
         LN: '''
 class LayerNorm(nn.Module):
