@@ -23,8 +23,8 @@ import pytest
 from autograder import sandbox
 from autograder.cli import main as cli
 from autograder.limits import Limits
+from submissions import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux" or sandbox.bwrap() is None,
                                 reason="the sandbox needs Linux and bubblewrap (make test installs it)")
