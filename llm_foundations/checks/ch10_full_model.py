@@ -14,6 +14,7 @@ size, ``d_model`` model width. Masks are boolean, **True = may attend**.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Callable
 
@@ -21,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import llm_foundations.attention as _attention
 import llm_foundations.model as _reference
+import llm_foundations.sampling as _sampling
+import llm_foundations.training as _training
 import llm_foundations.checks.core as core
 from llm_foundations.attention import padding_mask
 from llm_foundations.dates import (
@@ -38,7 +42,18 @@ from llm_foundations.checks.core import randomize_norms
 from llm_foundations.training import train
 
 __all__ = [
+    "GPT_LAYOUT",
+    "GPT_RUN",
     "GRADED_RUN",
+    "CallRecorder",
+    "copy_gpt_weights",
+    "course_gpt",
+    "expect_tokens_equal",
+    "forbid_gpt_reference",
+    "gpt_mistakes",
+    "gpt_training_run",
+    "lm_loss_mistakes",
+    "reference_lm_loss",
     "call",
     "copy_weights",
     "course_transformer",
@@ -435,6 +450,249 @@ def one_batch_losses(model: nn.Module, batch: tuple[Tensor, Tensor], steps: int 
 
 
 # --------------------------------------------------------------------------------------------
+# the student's GPT
+
+
+def course_gpt(vocab_size: int, d_model: int, n_heads: int, d_ff: int, n_layers: int, max_len: int,
+               seed: int = 0) -> nn.Module:
+    """The course's :class:`~llm_foundations.model.GPT` as the exercise's ``GPT`` is specified: biases,
+    GPT-2's tanh GELU, LayerNorm eps 1e-5, chapters 4 and 6's code (``fused=False``); seeded, in eval
+    mode, in float64, with weights of order one (GPT-2's small ones would hide a missing scale) and random
+    LayerNorm gains and biases and linear biases (zeros would hide a misplaced norm or a missing bias)."""
+    torch.manual_seed(seed)
+    model = _reference.GPT(vocab_size, d_model, n_heads, d_ff, n_layers, max_len, activation="gelu_tanh", fused=False)
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # weights of order one, so that every mistake shows in the logits
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) / math.sqrt(module.in_features))
+                if module.bias is not None:
+                    module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+        model.embedding.weight.copy_(torch.randn(model.embedding.weight.shape, generator=generator))
+        model.positions.weight.copy_(torch.randn(model.positions.weight.shape, generator=generator))
+    randomize_norms(model, d_model, generator)
+    return model.double().eval()
+
+
+#: The parameter layout the exercise's ``GPT`` must have (its ``state_dict`` keys, ``{i}`` a block).
+GPT_LAYOUT = (
+    "embedding.weight (V, d_model), positions.weight (max_len, d_model); per block i: blocks.i.norm1.weight/bias, "
+    "blocks.i.attn.w_q/w_k/w_v/w_o.weight/bias (or one blocks.i.attn.w_qkv of 3 * d_model outputs: q, k, v), "
+    "blocks.i.norm2.weight/bias, blocks.i.linear1.weight/bias (d_ff, d_model), blocks.i.linear2.weight/bias "
+    "(d_model, d_ff); norm.weight/bias; head.weight (V, d_model), the same Parameter as embedding.weight")
+
+
+def gpt_state_dict(course: nn.Module, fused_qkv: bool = False) -> dict[str, Tensor]:
+    """The course GPT's weights under the exercise's names (:data:`GPT_LAYOUT`)."""
+    state = {"embedding.weight": course.embedding.weight, "positions.weight": course.positions.weight,
+             "norm.weight": course.norm.weight, "norm.bias": course.norm.bias, "head.weight": course.head.weight}
+    for i, block in enumerate(course.layers):
+        attn = block.self_attn
+        parts = {"norm1": block.sublayers[0].norm, "norm2": block.sublayers[1].norm, "linear1": block.ffn.linear1,
+                 "linear2": block.ffn.linear2, "attn.w_o": attn.w_o}
+        if fused_qkv:
+            state[f"blocks.{i}.attn.w_qkv.weight"] = torch.cat([attn.w_q.weight, attn.w_k.weight, attn.w_v.weight])
+            state[f"blocks.{i}.attn.w_qkv.bias"] = torch.cat([attn.w_q.bias, attn.w_k.bias, attn.w_v.bias])
+        else:
+            parts.update({"attn.w_q": attn.w_q, "attn.w_k": attn.w_k, "attn.w_v": attn.w_v})
+        for name, module in parts.items():
+            state[f"blocks.{i}.{name}.weight"] = module.weight
+            state[f"blocks.{i}.{name}.bias"] = module.bias
+    return {key: value.detach() for key, value in state.items()}
+
+
+def copy_gpt_weights(course: nn.Module, model: nn.Module, what: str = "your GPT") -> None:
+    """Load the course GPT's weights into the exercise's ``GPT`` (:data:`GPT_LAYOUT`); a failed check
+    names the parameters that do not fit."""
+    keys = set(model.state_dict())
+    fused = any(key.endswith("attn.w_qkv.weight") for key in keys)
+    state = gpt_state_dict(course, fused_qkv=fused)
+    missing, unexpected = sorted(set(state) - keys), sorted(keys - set(state))
+    if missing or unexpected:
+        raise AssertionError(
+            f"copying the course GPT's weights into {what} failed: it has no parameter {missing[:4]}" * bool(missing)
+            + (" and " if missing and unexpected else "")
+            + f"it has parameters the task does not name, {unexpected[:4]}" * bool(unexpected)
+            + f". The task asks for this layout: {GPT_LAYOUT}.")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+        raise AssertionError(f"copying the course GPT's weights into {what} failed: {lines[:2] or str(error)[:300]}. "
+                             f"The task asks for this layout: {GPT_LAYOUT}.") from None
+
+
+def gpt_mistakes(course: nn.Module, ids: Tensor) -> dict[str, Tensor]:
+    """What common mistakes in a GPT make its logits, with ``course``'s weights: ``{explanation: logits}``."""
+    wrong: dict[str, Tensor] = {}
+    blocks = list(course.layers)
+
+    def run(attend: Callable, norm_first: bool = True, positions: bool = True, final_norm: bool = True,
+            activation: Callable = lambda h: F.gelu(h, approximate="tanh")) -> Tensor:
+        x = course.embedding(ids)
+        if positions:
+            x = x + course.positions.weight[: ids.size(1)]
+        for block in blocks:
+            n1, n2 = block.sublayers[0].norm, block.sublayers[1].norm
+            ffn = lambda h: block.ffn.linear2(activation(block.ffn.linear1(h)))  # noqa: E731
+            if norm_first:
+                x = x + attend(block.self_attn, n1(x))
+                x = x + ffn(n2(x))
+            else:
+                x = n1(x + attend(block.self_attn, x))
+                x = n2(x + ffn(x))
+        return course.head(course.norm(x) if final_norm else x)
+
+    def attention(causal: str = "tril", scale: bool = True, axis: int = -1) -> Callable:
+        def attend(attn: nn.Module, h: Tensor) -> Tensor:
+            heads = attn.n_heads
+            q, k, v = (_reference.split_heads(w(h), heads) for w in (attn.w_q, attn.w_k, attn.w_v))
+            scores = q @ k.transpose(-2, -1)
+            if scale:
+                scores = scores / math.sqrt(q.size(-1))
+            length = h.size(1)
+            keep = {"tril": torch.ones(length, length, dtype=torch.bool).tril(),
+                    "strict": torch.ones(length, length, dtype=torch.bool).tril(-1),
+                    "none": torch.ones(length, length, dtype=torch.bool),
+                    "triu": torch.ones(length, length, dtype=torch.bool).triu()}[causal]
+            scores = scores.masked_fill(~keep, float("-inf"))
+            weights = torch.nan_to_num(scores.softmax(axis))
+            return attn.w_o(_reference.merge_heads(weights @ v))
+        return attend
+
+    def add(explanation: str, fn: Callable[[], Tensor]) -> None:
+        try:
+            wrong[explanation] = fn()
+        except Exception:  # noqa: BLE001, S110 - a mistake that cannot run on these shapes is no hint
+            pass
+
+    with torch.no_grad():
+        add("the attention is not causal: mask the scores of later keys (j > i) with -inf before the softmax",
+            lambda: run(attention("none")))
+        add("the mask lets each position see the keys AFTER it (triu): keep the keys j <= i, torch.tril",
+            lambda: run(attention("triu")))
+        add("the mask hides the diagonal: a position may attend to itself, keep j <= i (tril, not tril(-1))",
+            lambda: run(attention("strict")))
+        add("the scores are not divided by sqrt(d_head) (the head width, d_model // n_heads)",
+            lambda: run(attention(scale=False)))
+        add("the softmax runs over the queries: normalise over the keys, the last dimension",
+            lambda: run(attention(axis=-2)))
+        add("the blocks are post-LN: the task's blocks are pre-LN, x + attn(norm1(x)), then x + ffn(norm2(x))",
+            lambda: run(attention(), norm_first=False))
+        add("the learned positions are not added to the token embeddings",
+            lambda: run(attention(), positions=False))
+        add("the final LayerNorm (self.norm) is not applied before the head", lambda: run(attention(), final_norm=False))
+        add("the feed-forward activation is ReLU: the task asks for GPT-2's GELU, F.gelu(h, approximate='tanh')",
+            lambda: run(attention(), activation=torch.relu))
+        add("the feed-forward activation is the exact GELU: GPT-2's is F.gelu(h, approximate='tanh')",
+            lambda: run(attention(), activation=F.gelu))
+        right = run(attention())
+        add("the logits went through a softmax: forward returns raw scores (logits)", lambda: right.softmax(-1))
+    return wrong
+
+
+def reference_lm_loss(model: nn.Module, ids: Tensor) -> Tensor:
+    """The language-modelling loss: the model reads ``ids[:, :-1]`` and is scored on ``ids[:, 1:]``."""
+    logits = model(ids[:, :-1]).float()  # (B, L - 1, V)
+    return -logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).mean()
+
+
+def lm_loss_mistakes(model: nn.Module, ids: Tensor) -> dict[str, Tensor]:
+    """What common mistakes in the language-modelling loss return: ``{explanation: scalar}``."""
+    def ce(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction=reduction)
+
+    with torch.no_grad():
+        return {
+            "the targets are not shifted: position t must predict the NEXT token, ids[:, t + 1] (scoring the logits "
+            "of ids[:, :-1] on ids[:, :-1] asks the model to copy its input)": ce(model(ids[:, :-1]), ids[:, :-1]),
+            "the model reads all of ids and is scored on ids itself: read ids[:, :-1], predict ids[:, 1:]":
+                ce(model(ids), ids),
+            "the shift goes the wrong way: read ids[:, :-1] and predict ids[:, 1:]": ce(model(ids[:, 1:]), ids[:, :-1]),
+            "the losses are summed, not averaged: the loss is the mean over all predicted tokens":
+                ce(model(ids[:, :-1]), ids[:, 1:], reduction="sum"),
+            "the loss is the cross-entropy of softmax probabilities: F.cross_entropy takes the raw logits":
+                ce(model(ids[:, :-1]).softmax(-1), ids[:, 1:]),
+        }
+
+
+class CallRecorder(nn.Module):
+    """A model wrapper that records the ids length and the cache of every forward call (for ``generate``'s tests)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.max_len = model.max_len
+        self.lengths: list[int] = []
+        self.cached: list[bool] = []
+
+    def new_caches(self) -> list:
+        return self.model.new_caches()
+
+    def forward(self, ids: Tensor, caches: list | None = None) -> Tensor:
+        self.lengths.append(ids.size(1))
+        self.cached.append(caches is not None)
+        return self.model(ids, caches=caches)
+
+
+def expect_tokens_equal(got: object, expected: Tensor, what: str, hint: str = "") -> None:
+    """Fail unless ``got`` is the long tensor ``expected``, saying where the tokens first differ."""
+    got = core.expect_tensor(got, what)
+    if got.dtype != torch.long:
+        raise AssertionError(f"{what}: the ids must be a torch.long tensor, got dtype {got.dtype}")
+    got, expected = got.detach().cpu(), expected.detach().cpu()
+    if got.shape != expected.shape:
+        raise AssertionError(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)} (the prompt "
+                             "followed by max_new_tokens new tokens)" + (f". Hint: {hint}" if hint else ""))
+    if not torch.equal(got, expected):
+        row, col = (got != expected).nonzero()[0].tolist()
+        raise AssertionError(f"{what}: row {row} differs first at position {col}: got {got[row].tolist()}, expected "
+                             f"{expected[row].tolist()}" + (f". Hint: {hint}" if hint else ""))
+
+
+def shakespeare_ids() -> tuple[Tensor, int]:
+    """Tiny Shakespeare (:func:`llm_foundations.text.load_corpus`, no download) as character ids, and the vocabulary size."""
+    from llm_foundations.text import load_corpus
+    from llm_foundations.tokenizers import CharTokenizer
+    text = load_corpus(download=False, verbose=False)
+    tokenizer = CharTokenizer(text)
+    return torch.tensor(tokenizer.encode(text)), tokenizer.vocab_size
+
+
+#: The graded training run of the exercise's GPT: a fresh ``GPT(V, 64, 4, 256, 2, 64)`` (seed 0)
+#: trained for 250 steps of 16 windows of 65 characters of tiny Shakespeare (the first 90%) with
+#: :func:`reference_lm_loss`, then its loss on 8 batches of 32 windows of the last 10%.
+GPT_RUN = {"d_model": 64, "n_heads": 4, "d_ff": 256, "n_layers": 2, "max_len": 64, "steps": 250, "batch_size": 16,
+           "lr": 3e-3, "warmup": 25, "seed": 0, "threshold": 2.6}
+
+
+def gpt_training_run(gpt_class: type, device: torch.device | str = "cpu",
+                     settings: dict | None = None) -> tuple[float, list[float], float]:
+    """Train a fresh ``gpt_class`` on tiny Shakespeare as :data:`GPT_RUN` says.
+
+    Returns:
+        ``(held-out loss, training losses per step, seconds)``.
+    """
+    from llm_foundations.text import lm_batches
+    s = {**GPT_RUN, **(settings or {})}
+    ids, vocab = shakespeare_ids()
+    split = int(0.9 * ids.numel())
+    torch.manual_seed(s["seed"])
+    model = gpt_class(vocab, s["d_model"], s["n_heads"], s["d_ff"], s["n_layers"], s["max_len"]).to(device)
+    batches = ((torch.cat([x, y[:, -1:]], dim=1),) for x, y in lm_batches(ids[:split], s["max_len"], s["batch_size"],
+                                                                           seed=s["seed"]))
+    started = time.perf_counter()
+    losses = train(model, lambda m, batch: reference_lm_loss(m, batch[0]), batches, s["steps"], lr=s["lr"],
+                   warmup=s["warmup"], progress=False)
+    model.eval()
+    with torch.no_grad():
+        held_out = lm_batches(ids[split:], s["max_len"], 32, seed=1)
+        loss = sum(float(reference_lm_loss(model, torch.cat([x, y[:, -1:]], 1).to(device)))
+                   for x, y in (next(held_out) for _ in range(8))) / 8
+    return loss, losses, time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------------------------
 # guards and errors
 
 
@@ -445,6 +703,21 @@ REFERENCE_FUNCTIONS = {
     "greedy_decode": (_reference.greedy_decode.__wrapped__, _reference.beam_decode.__wrapped__),
     "seq2seq_loss": (reference_seq2seq_loss,),
 }
+_GPT_PARTS = (_reference.GPT.forward, _reference.GPT.__init__, _reference.GPTBlock.forward, _reference.GPTBlock.__init__,
+              _reference.GPTFeedForward.forward, _reference.MultiHeadAttention.forward,
+              _reference.MultiHeadAttention.__init__, _attention.scaled_dot_product_attention,
+              _attention.KVCache.update)
+_SAMPLING = (_sampling.sample_next_token, _sampling.top_k_filter, _sampling.top_p_filter,
+             _sampling.softmax_with_temperature, _sampling.gumbel_max_sample)
+#: The GPT tasks: the student writes attention, block, model, loss, sampling and generation; none
+#: of the course's versions may be called (``generate``'s tests run it on the course GPT, whose
+#: forward is allowed there).
+GPT_REFERENCE_FUNCTIONS = {
+    "GPT": _GPT_PARTS + (_reference.GPT.generate.__wrapped__,),
+    "lm_loss": (reference_lm_loss, _training.sequence_loss),
+    "sample_next_token": _SAMPLING,
+    "generate": (_reference.GPT.generate.__wrapped__,) + _SAMPLING,
+}
 _PYTORCH_FUNCTIONS = (nn.Transformer.forward, nn.TransformerEncoder.forward, nn.TransformerDecoder.forward,
                       nn.TransformerEncoderLayer.forward, nn.TransformerDecoderLayer.forward,
                       nn.MultiheadAttention.forward)
@@ -452,6 +725,10 @@ _PYTORCH_FUNCTIONS = (nn.Transformer.forward, nn.TransformerEncoder.forward, nn.
 CALLS_PYTORCH = (
     "{what} calls PyTorch's own Transformer ({name}). Assemble the model from the course's Encoder and Decoder: "
     "PyTorch's modules are not what this exercise asks for."
+)
+CALLS_PYTORCH_ATTENTION = (
+    "{what} calls PyTorch's own attention ({name}). Write the causal self-attention yourself, from matrix products "
+    "and a softmax, as in chapter 4."
 )
 
 
@@ -466,8 +743,11 @@ _ERROR_HINTS = {
     "and make sure that both cover the same positions (L_t - 1 of them).",
     "Expected target size": "F.cross_entropy wants the logits as (N, V) and the targets as (N,): flatten them both.",
     "unexpected keyword argument": "keep the signatures of the task: Transformer.forward(src_ids, tgt_ids, "
-    "src_mask=None, tgt_mask=None), decode(tgt_ids, memory, tgt_mask=None, memory_mask=None).",
+    "src_mask=None, tgt_mask=None), decode(tgt_ids, memory, tgt_mask=None, memory_mask=None); GPT.forward(ids, "
+    "caches=None), CausalSelfAttention.forward(x, cache=None), Block.forward(x, cache=None).",
     "argmax(): Expected reduction dim": "take the argmax over the vocabulary, the last dimension (dim=-1).",
+    "index out of range in self": "an embedding was asked for an id it does not have. With a cache, the new tokens "
+    "sit at positions T..T+L-1 (T tokens cached), and T + L may not exceed max_len: crop the context first.",
     "must match the size of tensor": "two tensors do not fit. In greedy_decode: the next token of each row is the "
     "argmax over the VOCABULARY of the last position's logits, logits[:, -1].argmax(dim=-1), shape (B,), appended "
     "as a column, next_id[:, None]. Elsewhere: print the shapes.",
@@ -485,3 +765,11 @@ forbid_reference = core.reference_guard(
     REFERENCE_FUNCTIONS, helpers=(greedy_reference, transformer_mistakes, seq2seq_loss_mistakes,
                                   greedy_mask_mistakes, dates_exact_match, copy_weights),
     pytorch=_PYTORCH_FUNCTIONS, calls_pytorch=CALLS_PYTORCH)
+
+#: The guard of the GPT tasks (a key of :data:`GPT_REFERENCE_FUNCTIONS`): the course's GPT, its
+#: blocks and attention, chapter 7's sampling, this module's helpers, PyTorch's own attention
+#: modules and its fused attention kernels.
+forbid_gpt_reference = core.reference_guard(
+    GPT_REFERENCE_FUNCTIONS, helpers=(gpt_mistakes, reference_lm_loss, lm_loss_mistakes, copy_gpt_weights,
+                                      gpt_state_dict),
+    pytorch=_PYTORCH_FUNCTIONS, calls_pytorch=CALLS_PYTORCH_ATTENTION, builtins=core.BUILTIN_ATTENTION)
