@@ -1,9 +1,10 @@
 """Keeps student code from changing what the checks decide. Runs inside the grading kernel.
 
-The grader injects ``install`` before the first cell and ``check`` before every graded test
-cell. ``install`` records the functions that checks rely on (comparisons, assertions, exception
-handling, and every function and class method of the course package: the check modules and the
-reference implementations they compare with) and the names the instructor's locked cells bound.
+The grader (:mod:`autograder.instrument`) injects ``install`` before the first cell of student
+code and ``check`` before every graded test cell. ``install`` records the functions that checks
+rely on (comparisons, assertions, exception handling, and every function and class method of the
+course package: the check modules and the reference implementations they compare with) and the
+names the instructor's locked cells bound.
 The kernel runs in the sandbox, which does not see the grader's files: the cells carry this
 module's source and load it as a module of their own (:data:`INSTALL_CELL`).
 ``check`` puts back anything that was replaced since, so a patched ``torch.allclose`` or an
