@@ -22,6 +22,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # before tests/, whose autograder/ folder holds tests, not the package
 
 from autograder import grade  # noqa: E402
 from common import verdict  # noqa: E402
