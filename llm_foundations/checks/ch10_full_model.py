@@ -645,7 +645,11 @@ def expect_tokens_equal(got: object, expected: Tensor, what: str, hint: str = ""
         raise AssertionError(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)} (the prompt "
                              "followed by max_new_tokens new tokens)" + (f". Hint: {hint}" if hint else ""))
     if not torch.equal(got, expected):
-        row, col = (got != expected).nonzero()[0].tolist()
+        if got.dim() == 1:  # one token per row
+            rows = (got != expected).nonzero().flatten().tolist()
+            raise AssertionError(f"{what}: got the tokens {got.tolist()}, expected {expected.tolist()} (they differ in "
+                                 f"rows {rows[:8]})" + (f". Hint: {hint}" if hint else ""))
+        row, col = (got != expected).nonzero()[0].tolist()[:2]
         raise AssertionError(f"{what}: row {row} differs first at position {col}: got {got[row].tolist()}, expected "
                              f"{expected[row].tolist()}" + (f". Hint: {hint}" if hint else ""))
 
