@@ -33,7 +33,15 @@ class AutograderError(RuntimeError):
 
 
 def solutions_dir(repo: Path = REPO_ROOT) -> Path:
-    return repo / "solutions"
+    """The instructor's notebooks: ``solutions/`` of the course checkout this autograder sits in."""
+    folder = repo / "solutions"
+    if not folder.is_dir():
+        # the course's wheel carries autograder (the Gradescope archive installs it from there), but an
+        # installed copy has no instructor notebooks beside it
+        raise AutograderError(
+            f"no solutions/ folder in {repo}: run the autograder from a checkout of the course repository "
+            "(.venv/bin/python -m autograder ... in its folder), not from an installed copy of the package")
+    return folder
 
 
 def exercises_dir(repo: Path = REPO_ROOT) -> Path:
