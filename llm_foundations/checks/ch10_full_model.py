@@ -1,8 +1,17 @@
-"""Checks for the full-model exercise (chapter 10): the course's Transformer with random weights to
-compare with, copying its weights into a student's model, what common mistakes return, a greedy
-decoding loop without a cache, the reference sequence-to-sequence loss, the date-normalisation
-task's held-out split and accuracy, the graded training run, and a guard against calling the
-course's reference or PyTorch's own Transformer.
+"""Checks for the full-model exercise (chapter 10).
+
+Task 1, the encoder-decoder assembly: the course's Transformer with random weights to compare
+with, copying its weights into a student's model, what common assembly mistakes return, and a
+guard against calling the course's reference or PyTorch's own Transformer. (The greedy-decoding,
+sequence-to-sequence loss and date helpers served the exercise's earlier tasks and the tests of
+this module; they stay available.)
+
+Tasks 2-7, the student's own GPT: the course's GPT as the exercise specifies it
+(:func:`course_gpt`), copying its weights into the exercise's parameter layout
+(:data:`GPT_LAYOUT`, :func:`copy_gpt_weights`), what common GPT and loss mistakes return, a
+model wrapper that records how ``generate`` calls the model (:class:`CallRecorder`), the graded
+training run on tiny Shakespeare (:data:`GPT_RUN`), and a guard against the course's GPT, its
+attention, chapter 7's sampling and PyTorch's attention (:data:`forbid_gpt_reference`).
 
 Used by the test cells of ``solutions/10_full_model``; :mod:`llm_foundations.checks.core` holds the
 general checks (``expect_close`` and friends).
