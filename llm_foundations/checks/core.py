@@ -374,3 +374,103 @@ def embedding_weight(stack: nn.Module, vocab_size: int, d_model: int, what: str 
             f"{what}'s parameters, found {len(found)}. Hint: use TokenEmbedding(vocab_size, d_model)."
         )
     return found[0]
+
+
+_COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+
+def expect_param_count(module: nn.Module, expected: int, what: str, detail: str = "", trainable_only: bool = False) -> None:
+    """Fail unless ``module`` has ``expected`` parameters (only those with ``requires_grad`` when
+    ``trainable_only``); ``detail`` says what they are made of."""
+    count = sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+    if count != expected:
+        kind = "trainable parameters" if trainable_only else "parameters"
+        tail = (detail if detail[:1] in ":;," else f" {detail}") if detail else "."
+        raise AssertionError(f"{what} has {count} {kind}, expected {expected}{tail}")
+
+
+def expect_layer_structure(layer: nn.Module, what: str, *, attention_type: type, attentions: Sequence[str],
+                           d_model: int, d_ff: int, norms: Sequence[nn.Module], expected_params: int,
+                           params_detail: str = "") -> None:
+    """The structure of an encoder or decoder layer (chapters 8 and 9): its attentions, its
+    feed-forward network, one LayerNorm per residual sublayer, and its parameter count.
+
+    Args:
+        layer: the student's layer, built with ``d_model`` and ``d_ff``.
+        what: the call that built it, for the messages.
+        attention_type: the class every attention must be (the course's ``MultiHeadAttention``).
+        attentions: the attribute names of the attentions (``("self_attn",)``, or with ``"cross_attn"``),
+            each a module of its own.
+        norms: the layer's LayerNorms as the chapter finds them; one per sublayer (attentions and
+            feed-forward network) is expected.
+        expected_params: the layer's parameter count; ``params_detail`` says what it is made of.
+    """
+    for name in attentions:
+        if not isinstance(getattr(layer, name, None), attention_type):
+            raise AssertionError(f"layer.{name} must be {attention_type.__name__}(d_model, n_heads), got "
+                                 f"{getattr(layer, name, None)!r:.100}")
+    if len({id(getattr(layer, name)) for name in attentions}) != len(attentions):
+        shown = " and ".join(f"layer.{name}" for name in attentions)
+        raise AssertionError(f"{shown} are the same module: the attentions need their own weights")
+    ffn = getattr(layer, "ffn", None)
+    if not (hasattr(ffn, "linear1") and tuple(ffn.linear1.weight.shape) == (d_ff, d_model)
+            and tuple(ffn.linear2.weight.shape) == (d_model, d_ff)):
+        raise AssertionError(f"layer.ffn must be FeedForward(d_model={d_model}, d_ff={d_ff}), got {ffn!r:.200}")
+    n = len(attentions) + 1
+    if len(norms) != n:
+        word = _COUNT_WORDS.get(n, str(n))
+        raise AssertionError(f"the layer needs {word} separate LayerNorms of width {d_model} (one per ResidualSublayer), "
+                             f"found {len(norms)}. Hint: [block] * {n} repeats ONE module; build {word} "
+                             "ResidualSublayer objects.")
+    expect_param_count(layer, expected_params, what, params_detail)
+
+
+def expect_layer_options(layer: nn.Module, inputs: Sequence[Tensor], what: str, *, n_heads: int,
+                         attentions: Sequence[str], pytorch_modules: tuple[type, ...], expected_params: int) -> None:
+    """A layer built with other sizes, ``dropout > 0`` and ``norm_first=False`` (chapters 8 and 9):
+    every attention has ``n_heads`` heads, no PyTorch module of ``pytorch_modules`` is inside, the
+    parameter count is ``expected_params``, and dropout acts in training mode only (``layer(*inputs)``
+    twice in each mode; ``layer`` is left in eval mode)."""
+    for name in attentions:
+        if getattr(getattr(layer, name), "n_heads", None) != n_heads:
+            raise AssertionError(f"layer.{name} must have n_heads heads")
+    if any(isinstance(m, pytorch_modules) for m in layer.modules()):
+        names = " or ".join(f"nn.{t.__name__}" for t in pytorch_modules)
+        raise AssertionError(f"{type(layer).__name__} must not wrap PyTorch's {names}")
+    expect_param_count(layer, expected_params, what)
+    layer.train()
+    if torch.allclose(layer(*inputs), layer(*inputs)):
+        raise AssertionError("with dropout=0.3 in training mode, two calls must differ: pass dropout on to the sublayers")
+    layer.eval()
+    expect_close(layer(*inputs), layer(*inputs), "two calls in eval mode (dropout off)")
+
+
+def expect_stack_structure(stack: nn.Module, what: str, *, layer_type: type, n_layers: int, vocab_size: int,
+                           d_model: int, norm_first: bool, expected_params: int, layer_params: int,
+                           needs: Mapping[str, str] | None = None, post_ln_norm_may_be_empty: bool = False) -> None:
+    """The structure of an encoder or decoder stack (chapters 8 and 9): ``n_layers`` distinct
+    layers of ``layer_type`` in an ``nn.ModuleList``, the attributes in ``needs`` (``{name: why}``,
+    each callable), a final LayerNorm exactly when pre-LN, and the trainable parameter count.
+
+    A post-LN stack's ``.norm`` must be None; with ``post_ln_norm_may_be_empty`` a module without
+    parameters (such as ``nn.Identity()``) is accepted too.
+    """
+    kind = layer_type.__name__
+    layers = getattr(stack, "layers", None)
+    if not isinstance(layers, nn.ModuleList) or len(layers) != n_layers or not all(isinstance(l, layer_type) for l in layers):
+        raise AssertionError(f"{what}.layers must be an nn.ModuleList of {n_layers} {kind}, got {layers!r:.200}")
+    if len({id(l) for l in layers}) != n_layers:
+        raise AssertionError(f"{what}.layers holds the same layer several times: [layer] * n_layers repeats ONE "
+                             f"module, so every layer shares its weights. Build a new {kind} for each.")
+    for name, why in (needs or {}).items():
+        if not callable(getattr(stack, name, None)):
+            raise AssertionError(f"{what} needs an attribute `{name}`: {why}")
+    norm = getattr(stack, "norm", None)
+    if norm_first and not (norm is not None and tuple(getattr(norm, "weight", torch.empty(0)).shape) == (d_model,)):
+        raise AssertionError(f"{what}.norm must be LayerNorm({d_model}): a pre-LN stack ends with a final LayerNorm")
+    if not norm_first and norm is not None and not (post_ln_norm_may_be_empty and not any(True for _ in norm.parameters())):
+        raise AssertionError(f"{what}.norm must be None: a post-LN stack has no final LayerNorm")
+    expect_param_count(stack, expected_params, what, trainable_only=True, detail=(
+        f": the embedding {vocab_size}*{d_model}, {n_layers} layers of {layer_params}"
+        + (f", a final LayerNorm 2*{d_model}" if norm_first else " and no final LayerNorm")
+        + ". The positional encoding is fixed, not trained."))

@@ -14,10 +14,14 @@ from llm_foundations.checks.core import (
     call,
     codes_of,
     expect_close,
+    expect_layer_options,
+    expect_layer_structure,
     expect_own_implementation,
+    expect_param_count,
     expect_raises,
     expect_rows_sum_to_one,
     expect_shape,
+    expect_stack_structure,
     forbid_builtins,
     forbid_calls,
     forbid_torch_functions,
@@ -150,3 +154,109 @@ def test_forbid_torch_functions_message_may_quote_code_with_braces():
     with pytest.raises(AssertionError, match=r"mine calls softmax; use \{x: 1\}-style"):
         with forbid_torch_functions("mine", ("softmax",), message):
             torch.softmax(torch.randn(3), -1)
+
+
+# ------------------------------------------------------------------ what the stacks of chapters 8 and 9 share
+
+
+class _Layer(nn.Module):
+    def __init__(self, d=8, d_ff=12, heads=2, dropout=0.0, two=False):
+        super().__init__()
+        from llm_foundations.layers import FeedForward, ResidualSublayer
+        self.self_attn = MultiHeadAttention(d, heads, dropout=dropout)
+        if two:
+            self.cross_attn = MultiHeadAttention(d, heads, dropout=dropout)
+        self.ffn = FeedForward(d, d_ff, dropout=dropout)
+        self.sublayers = nn.ModuleList(ResidualSublayer(d, dropout) for _ in range(3 if two else 2))
+
+    def forward(self, x):
+        x = self.sublayers[0](x, lambda h: self.self_attn(h, h, h))
+        return self.sublayers[-1](x, self.ffn)
+
+
+def _norms(layer):
+    return [sub.norm for sub in layer.sublayers]
+
+
+def _count(d=8, d_ff=12, attentions=1):
+    return attentions * 4 * (d * d + d) + 2 * d * d_ff + d_ff + d + (attentions + 1) * 2 * d
+
+
+def test_expect_layer_structure_accepts_a_layer_and_names_each_fault():
+    layer = _Layer()
+    args = dict(attention_type=MultiHeadAttention, d_model=8, d_ff=12, expected_params=_count())
+    expect_layer_structure(layer, "L", attentions=("self_attn",), norms=_norms(layer), **args)
+    two = _Layer(two=True)
+    expect_layer_structure(two, "L", attentions=("self_attn", "cross_attn"), norms=_norms(two),
+                           **{**args, "expected_params": _count(attentions=2)})
+    with pytest.raises(AssertionError, match="layer.cross_attn must be MultiHeadAttention"):
+        expect_layer_structure(layer, "L", attentions=("self_attn", "cross_attn"), norms=_norms(layer), **args)
+    two.cross_attn = two.self_attn
+    with pytest.raises(AssertionError, match="are the same module"):
+        expect_layer_structure(two, "L", attentions=("self_attn", "cross_attn"), norms=_norms(two), **args)
+    with pytest.raises(AssertionError, match=r"FeedForward\(d_model=8, d_ff=16\)"):
+        expect_layer_structure(layer, "L", attentions=("self_attn",), norms=_norms(layer), **{**args, "d_ff": 16})
+    with pytest.raises(AssertionError, match=r"two separate LayerNorms .* found 1\. Hint: \[block\] \* 2"):
+        expect_layer_structure(layer, "L", attentions=("self_attn",), norms=_norms(layer)[:1], **args)
+    with pytest.raises(AssertionError, match=rf"L has {_count()} parameters, expected 7 \(made of\)"):
+        expect_layer_structure(layer, "L", attentions=("self_attn",), norms=_norms(layer),
+                               **{**args, "expected_params": 7}, params_detail="(made of)")
+
+
+def test_expect_layer_options_checks_heads_modules_count_and_dropout():
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    args = dict(attentions=("self_attn",), pytorch_modules=(nn.MultiheadAttention,), expected_params=_count())
+    layer = _Layer(dropout=0.5)
+    expect_layer_options(layer, (x,), "L", n_heads=2, **args)
+    assert not layer.training
+    with pytest.raises(AssertionError, match="must have n_heads heads"):
+        expect_layer_options(layer, (x,), "L", n_heads=4, **args)
+    with pytest.raises(AssertionError, match="two calls must differ"):
+        expect_layer_options(_Layer(dropout=0.0), (x,), "L", n_heads=2, **args)
+    wrapped = _Layer(dropout=0.5)
+    wrapped.extra = nn.MultiheadAttention(8, 2)
+    with pytest.raises(AssertionError, match=r"_Layer must not wrap PyTorch's nn.MultiheadAttention"):
+        expect_layer_options(wrapped, (x,), "L", n_heads=2, **args)
+
+
+def test_expect_stack_structure_checks_layers_attributes_norm_and_count():
+    from llm_foundations.layers import LayerNorm
+
+    class Stack(nn.Module):
+        def __init__(self, norm_first, layers=None):
+            super().__init__()
+            self.embedding = nn.Embedding(10, 8)
+            self.layers = layers if layers is not None else nn.ModuleList(_Layer() for _ in range(2))
+            self.norm = LayerNorm(8) if norm_first else None
+
+    def check(stack, norm_first=True, **options):
+        expected = 10 * 8 + 2 * _count() + (16 if norm_first else 0)
+        expect_stack_structure(stack, "S", layer_type=_Layer, n_layers=2, vocab_size=10, d_model=8,
+                               norm_first=norm_first, expected_params=expected, layer_params=_count(), **options)
+
+    check(Stack(True), needs={"embedding": "an embedding"})
+    check(Stack(False), False)
+    with pytest.raises(AssertionError, match="an nn.ModuleList of 2 _Layer"):
+        check(Stack(True, nn.ModuleList([_Layer()])))
+    shared = _Layer()
+    with pytest.raises(AssertionError, match="holds the same layer several times"):
+        check(Stack(True, nn.ModuleList([shared, shared])))
+    with pytest.raises(AssertionError, match="S needs an attribute `head`: the output layer"):
+        check(Stack(True), needs={"head": "the output layer"})
+    with pytest.raises(AssertionError, match=r"S.norm must be LayerNorm\(8\)"):
+        check(Stack(False), True)
+    post = Stack(False)
+    post.norm = nn.Identity()
+    with pytest.raises(AssertionError, match="S.norm must be None"):
+        check(post, False)
+    check(post, False, post_ln_norm_may_be_empty=True)
+    post.norm = LayerNorm(8)
+    with pytest.raises(AssertionError, match="S.norm must be None"):
+        check(post, False, post_ln_norm_may_be_empty=True)
+    frozen = Stack(True)
+    frozen.embedding.weight.requires_grad_(False)
+    with pytest.raises(AssertionError, match=r"S has \d+ trainable parameters, expected \d+: the embedding 10\*8, "
+                                             r"2 layers of \d+, a final LayerNorm 2\*8"):
+        check(frozen)
+    with pytest.raises(AssertionError, match="has 0 parameters, expected 1."):
+        expect_param_count(nn.Identity(), 1, "it")
