@@ -36,7 +36,7 @@ __zoo_state__ = (dict(globals()), _zoo_torch.get_rng_state(), _zoo_random.getsta
 """
 _RESTORE = """
 _zoo_ns, _zoo_rng = __zoo_state__[0], __zoo_state__[1:]
-for _zoo_name in [name for name in globals() if name not in _zoo_ns]:
+for _zoo_name in [name for name in globals() if name not in _zoo_ns and not name.startswith(("_zoo_", "__zoo_"))]:
     del globals()[_zoo_name]
 globals().update(_zoo_ns)
 _zoo_torch.set_rng_state(_zoo_rng[0]); _zoo_random.setstate(_zoo_rng[1]); _zoo_numpy.random.set_state(_zoo_rng[2])
@@ -107,7 +107,9 @@ class ZooKernel:
         body_start = next(i for i, c in enumerate(graded.cells)
                           if notebook.nbgrader_meta(c).get("solution")
                           or c.get("metadata", {}).get("autograder", {}).get("role") == "student-extra")
-        self._run(nbformat.v4.new_code_cell(_RESTORE))
+        restored = self._run(nbformat.v4.new_code_cell(_RESTORE))
+        errors = [o for o in restored.outputs if o.output_type == "error"]
+        assert not errors, f"could not restore the kernel after the preamble: {errors[0].ename}: {errors[0].evalue}"
         executed = []
         for cell in graded.cells[body_start:]:
             skip = not expect_full_marks and notebook.nbgrader_meta(cell).get("grade_id") in self.skip_for_mistakes
