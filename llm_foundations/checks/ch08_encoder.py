@@ -37,15 +37,7 @@ def layer_norms(layer: nn.Module, d_model: int) -> list[nn.Module]:
     or e.g. ``norm1``/``norm2`` in a layer written without :class:`ResidualSublayer`. A module
     registered twice (one norm shared by both sublayers) is listed once.
     """
-    found = []
-    for name, module in layer.named_modules():
-        if name.split(".")[0] in ("self_attn", "ffn"):
-            continue
-        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-        if (isinstance(weight, Tensor) and isinstance(bias, Tensor)
-                and tuple(weight.shape) == (d_model,) and tuple(bias.shape) == (d_model,)):
-            found.append(module)
-    return found
+    return core.sublayer_norms(layer, d_model, skip=("self_attn", "ffn"))
 
 
 def pytorch_encoder_layer_twin(layer: nn.Module, norm_first: bool, swap_norms: bool = False) -> nn.TransformerEncoderLayer:

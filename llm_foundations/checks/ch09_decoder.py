@@ -96,15 +96,7 @@ def decoder_layer_norms(layer: nn.Module, d_model: int) -> list[nn.Module]:
     ``norm1``/``norm2``/``norm3`` in a layer written without ``ResidualSublayer``. A module
     registered twice (one norm shared by several sublayers) is listed once.
     """
-    found = []
-    for name, module in layer.named_modules():
-        if name.split(".")[0] in ("self_attn", "cross_attn", "ffn"):
-            continue
-        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-        if (isinstance(weight, Tensor) and isinstance(bias, Tensor)
-                and tuple(weight.shape) == (d_model,) and tuple(bias.shape) == (d_model,)):
-            found.append(module)
-    return found
+    return core.sublayer_norms(layer, d_model, skip=("self_attn", "cross_attn", "ffn"))
 
 
 def decoder_layer_param_count(d_model: int, d_ff: int) -> int:

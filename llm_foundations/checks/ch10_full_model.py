@@ -87,6 +87,14 @@ __all__ = [
 # the model
 
 
+
+def _add_mistake(wrong: dict[str, Tensor], explanation: str, fn: Callable[[], Tensor]) -> None:
+    """Record what a mistake returns; a mistake that cannot run on these shapes is no hint."""
+    try:
+        wrong[explanation] = fn()
+    except Exception:  # noqa: BLE001, S110
+        pass
+
 def course_transformer(src_vocab_size: int, tgt_vocab_size: int, d_model: int, n_heads: int, d_ff: int,
                        n_layers: int, norm_first: bool = True, share_embeddings: bool = False, dropout: float = 0.0,
                        max_len: int = 64, seed: int = 0) -> nn.Module:
@@ -153,10 +161,7 @@ def transformer_mistakes(model: nn.Module, src_ids: Tensor, tgt_ids: Tensor, src
     wrong: dict[str, Tensor] = {}
 
     def add(explanation: str, fn: Callable[[], Tensor]) -> None:
-        try:
-            wrong[explanation] = fn()
-        except Exception:  # noqa: BLE001, S110 - a mistake that cannot run on these shapes is no hint
-            pass
+        _add_mistake(wrong, explanation, fn)
 
     with torch.no_grad():
         memory = enc(src_ids, src_mask)
@@ -575,10 +580,7 @@ def gpt_mistakes(course: nn.Module, ids: Tensor) -> dict[str, Tensor]:
         return attend
 
     def add(explanation: str, fn: Callable[[], Tensor]) -> None:
-        try:
-            wrong[explanation] = fn()
-        except Exception:  # noqa: BLE001, S110 - a mistake that cannot run on these shapes is no hint
-            pass
+        _add_mistake(wrong, explanation, fn)
 
     with torch.no_grad():
         add("the attention is not causal: mask the scores of later keys (j > i) with -inf before the softmax",

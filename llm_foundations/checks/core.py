@@ -353,6 +353,21 @@ def reference_guard(
 # what the stacks of chapters 8-10 share
 
 
+def sublayer_norms(layer: nn.Module, d_model: int, skip: tuple[str, ...]) -> list[nn.Module]:
+    """The LayerNorm-like submodules of an encoder or decoder ``layer``, in the order they were registered:
+    every submodule outside the children named in ``skip`` (the attentions, the feed-forward network)
+    with a ``weight`` and a ``bias`` of shape ``(d_model,)``. A module registered twice is listed once."""
+    found = []
+    for name, module in layer.named_modules():
+        if name.split(".")[0] in skip:
+            continue
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        if (isinstance(weight, Tensor) and isinstance(bias, Tensor)
+                and tuple(weight.shape) == (d_model,) and tuple(bias.shape) == (d_model,)):
+            found.append(module)
+    return found
+
+
 def randomize_norms(module: nn.Module, d_model: int, generator: torch.Generator) -> None:
     """Give every LayerNorm-like submodule (weight and bias of shape ``(d_model,)``) random values,
     so that tests notice which norm is applied where (the defaults, ones and zeros, hide it)."""
