@@ -24,11 +24,6 @@ from llm_foundations.checks.ch01_overview import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 def _rnn_weights(d_in, d_h, dtype=torch.float32):
     return (torch.randn(d_in, d_h, dtype=dtype) / math.sqrt(d_in), torch.randn(d_h, d_h, dtype=dtype) / math.sqrt(d_h),
             torch.randn(d_h, dtype=dtype))

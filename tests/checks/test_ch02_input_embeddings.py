@@ -34,11 +34,6 @@ from llm_foundations.checks.ch02_input_embeddings import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 def test_known_mistakes_differ_from_the_right_answer_on_the_exercise_examples():
     for text, n in [("aaabdaaabac", 3), ("abab xyxy", 1), ("abcd", 3), ("aaaa", 5)]:
         right = train_bpe(text, n)

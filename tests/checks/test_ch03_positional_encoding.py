@@ -24,16 +24,7 @@ from llm_foundations.checks.ch03_positional_encoding import (
     rope_complex,
     sinusoidal_mistakes,
 )
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
-def _named(mistakes, start):
-    (value,) = [v for k, v in mistakes.items() if k.startswith(start)]
-    return value
+from mistakes import named
 
 
 @pytest.mark.parametrize("length,d", [(1, 2), (7, 8), (12, 6)])
@@ -63,14 +54,14 @@ def test_rope_complex_rotates_pairs_and_depends_on_offsets_only():
 def test_sinusoidal_mistakes_are_the_mistakes_they_name():
     right = expected_sinusoidal(6, 8)
     m = sinusoidal_mistakes(6, 8)
-    swapped = _named(m, "sin and cos are swapped")
+    swapped = named(m, "sin and cos are swapped")
     torch.testing.assert_close(swapped[:, 0::2], right[:, 1::2])
     torch.testing.assert_close(swapped[:, 1::2], right[:, 0::2])
-    torch.testing.assert_close(_named(m, "the sines fill the first half"), torch.cat((right[:, 0::2], right[:, 1::2]), -1))
-    torch.testing.assert_close(_named(m, "positions start at 1"), expected_sinusoidal(7, 8)[1:])
+    torch.testing.assert_close(named(m, "the sines fill the first half"), torch.cat((right[:, 0::2], right[:, 1::2]), -1))
+    torch.testing.assert_close(named(m, "positions start at 1"), expected_sinusoidal(7, 8)[1:])
     # base^(i/d) with d = 8 is base^(2i/16): the pairs of a 16-wide encoding, first half
-    torch.testing.assert_close(_named(m, "the exponent uses the pair index i"), expected_sinusoidal(6, 16)[:, :8])
-    torch.testing.assert_close(_named(m, "positions are multiplied"), expected_sinusoidal(6, 8, 1 / 10000.0))
+    torch.testing.assert_close(named(m, "the exponent uses the pair index i"), expected_sinusoidal(6, 16)[:, :8])
+    torch.testing.assert_close(named(m, "positions are multiplied"), expected_sinusoidal(6, 8, 1 / 10000.0))
     for why, wrong in m.items():
         assert wrong.shape == right.shape and not torch.allclose(wrong, right), why
 
@@ -78,10 +69,10 @@ def test_sinusoidal_mistakes_are_the_mistakes_they_name():
 def test_relative_positions_mistakes_are_the_mistakes_they_name():
     right = expected_relative_positions(5, 7, 2)
     m = relative_positions_mistakes(5, 7, 2)
-    assert torch.equal(_named(m, "the distance is i - j"), 4 - right)
-    assert torch.equal(_named(m, "the +max_distance offset is missing"), right - 2)
-    assert torch.equal(_named(m, "the distances are clipped to one less"), right.clamp(max=3))
-    assert torch.equal(_named(m, "the absolute distance"), (right - 2).abs() + 2)
+    assert torch.equal(named(m, "the distance is i - j"), 4 - right)
+    assert torch.equal(named(m, "the +max_distance offset is missing"), right - 2)
+    assert torch.equal(named(m, "the distances are clipped to one less"), right.clamp(max=3))
+    assert torch.equal(named(m, "the absolute distance"), (right - 2).abs() + 2)
     for why, wrong in m.items():
         assert wrong.shape == right.shape and not torch.equal(wrong, right), why
 
@@ -89,8 +80,8 @@ def test_relative_positions_mistakes_are_the_mistakes_they_name():
 def test_rope_angles_and_apply_rope_mistakes_are_the_mistakes_they_name():
     right = expected_rope_angles(5, 8)
     m = rope_angles_mistakes(5, 8)
-    torch.testing.assert_close(_named(m, "positions start at 1"), expected_rope_angles(6, 8)[1:])
-    torch.testing.assert_close(_named(m, "the exponent uses the pair index i"), expected_rope_angles(5, 16)[:, :4])
+    torch.testing.assert_close(named(m, "positions start at 1"), expected_rope_angles(6, 8)[1:])
+    torch.testing.assert_close(named(m, "the exponent uses the pair index i"), expected_rope_angles(5, 16)[:, :4])
     for why, wrong in m.items():
         assert not torch.allclose(wrong, right), why
 
@@ -98,14 +89,14 @@ def test_rope_angles_and_apply_rope_mistakes_are_the_mistakes_they_name():
     positions = torch.tensor([3, 0, 7, 1, 2])
     right = rope_complex(x, positions)
     m = apply_rope_mistakes(x, positions)
-    torch.testing.assert_close(_named(m, "the rotation goes the wrong way"), rope_complex(x, -positions))
-    torch.testing.assert_close(_named(m, "positions start at 1"), rope_complex(x, positions + 1))
-    torch.testing.assert_close(_named(m, "the positions argument is ignored"), rope_complex(x))
-    torch.testing.assert_close(_named(m, "the rotated halves are concatenated"), torch.cat((right[..., 0::2], right[..., 1::2]), -1))
+    torch.testing.assert_close(named(m, "the rotation goes the wrong way"), rope_complex(x, -positions))
+    torch.testing.assert_close(named(m, "positions start at 1"), rope_complex(x, positions + 1))
+    torch.testing.assert_close(named(m, "the positions argument is ignored"), rope_complex(x))
+    torch.testing.assert_close(named(m, "the rotated halves are concatenated"), torch.cat((right[..., 0::2], right[..., 1::2]), -1))
     # rotate_half: the course's rotation applied to x with features i and i + d/2 made neighbours
     neighbours = torch.stack((x[..., :4], x[..., 4:]), -1).flatten(-2)
     rotated = rope_complex(neighbours, positions)
-    torch.testing.assert_close(_named(m, "features i and i + head_dim/2 are paired"),
+    torch.testing.assert_close(named(m, "features i and i + head_dim/2 are paired"),
                                torch.cat((rotated[..., 0::2], rotated[..., 1::2]), -1))
     for why, wrong in m.items():
         assert wrong.shape == x.shape and not torch.allclose(wrong, right), why

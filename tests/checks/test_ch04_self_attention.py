@@ -11,11 +11,6 @@ from llm_foundations.checks.ch04_self_attention import multihead_hint, scaled_do
 from llm_foundations.checks.core import expect_close
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 def test_expect_close_reports_expected_got_and_the_matching_mistake():
     q, k, v = torch.randn(2, 3, 8), torch.randn(2, 4, 8), torch.randn(2, 4, 5)
     mistakes = scaled_dot_product_attention_mistakes(q, k, v)

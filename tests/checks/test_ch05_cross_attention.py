@@ -17,11 +17,6 @@ from llm_foundations.checks.ch05_cross_attention import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
 @pytest.mark.parametrize("mask_shape", [None, (2, 1, 6), (2, 4, 6), (4, 6)])
 def test_loop_matches_the_reference_and_every_mistake_differs(mask_shape):
     attn = AdditiveAttention(5, 7, 6)

@@ -20,16 +20,7 @@ from llm_foundations.checks.ch06_residual_connections import (
     pytorch_encoder_layer,
     residual_mistakes,
 )
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
-def _named(mistakes, start):
-    (value,) = [v for k, v in mistakes.items() if k.startswith(start)]
-    return value
+from mistakes import named
 
 
 @pytest.mark.parametrize("route", [
@@ -124,21 +115,21 @@ def test_each_layer_norm_mistake_is_the_mistake_it_names():
     w, b = torch.rand(6, dtype=torch.float64) + 0.5, torch.randn(6, dtype=torch.float64)
     m = layer_norm_mistakes(x, w, b, eps=0.1)
     right = F.layer_norm(x, (6,), w, b, eps=0.1)
-    torch.testing.assert_close(_named(m, "the weight (gamma) is not applied"), F.layer_norm(x, (6,), None, b, eps=0.1))
-    torch.testing.assert_close(_named(m, "the bias (beta) is not added"), F.layer_norm(x, (6,), w, None, eps=0.1))
-    torch.testing.assert_close(_named(m, "neither the weight"), F.layer_norm(x, (6,), eps=0.1))
-    torch.testing.assert_close(_named(m, "the bias is multiplied by the weight"), (F.layer_norm(x, (6,), eps=0.1) + b) * w)
-    torch.testing.assert_close(_named(m, "the eps argument is ignored"), F.layer_norm(x, (6,), w, b))
-    torch.testing.assert_close(_named(m, "the statistics are taken over the whole tensor"),
+    torch.testing.assert_close(named(m, "the weight (gamma) is not applied"), F.layer_norm(x, (6,), None, b, eps=0.1))
+    torch.testing.assert_close(named(m, "the bias (beta) is not added"), F.layer_norm(x, (6,), w, None, eps=0.1))
+    torch.testing.assert_close(named(m, "neither the weight"), F.layer_norm(x, (6,), eps=0.1))
+    torch.testing.assert_close(named(m, "the bias is multiplied by the weight"), (F.layer_norm(x, (6,), eps=0.1) + b) * w)
+    torch.testing.assert_close(named(m, "the eps argument is ignored"), F.layer_norm(x, (6,), w, b))
+    torch.testing.assert_close(named(m, "the statistics are taken over the whole tensor"),
                                F.layer_norm(x, x.shape, eps=0.1) * w + b)
     by_batch = F.layer_norm(x.movedim(0, -1), (3,), eps=0.1).movedim(-1, 0) * w + b
-    torch.testing.assert_close(_named(m, "the statistics are taken over dim 0"), by_batch)
+    torch.testing.assert_close(named(m, "the statistics are taken over dim 0"), by_batch)
     centred = x - x.mean(-1, keepdim=True)
-    torch.testing.assert_close(_named(m, "the variance divides by d - 1"),
+    torch.testing.assert_close(named(m, "the variance divides by d - 1"),
                                centred / (centred.pow(2).sum(-1, keepdim=True) / 5 + 0.1).sqrt() * w + b)
-    torch.testing.assert_close(_named(m, "eps is added outside the square root"),
+    torch.testing.assert_close(named(m, "eps is added outside the square root"),
                                centred / (x.std(-1, correction=0, keepdim=True) + 0.1) * w + b)
-    torch.testing.assert_close(_named(m, "the mean is not subtracted"),
+    torch.testing.assert_close(named(m, "the mean is not subtracted"),
                                x / (centred.pow(2).mean(-1, keepdim=True) + 0.1).sqrt() * w + b)
     for why, wrong in m.items():
         assert wrong.shape == x.shape and not torch.allclose(wrong, right, atol=1e-4), why
@@ -152,11 +143,11 @@ def test_each_feedforward_mistake_is_the_mistake_it_names():
     x = torch.randn(2, 3, 6, dtype=torch.float64)
     torch.testing.assert_close(feedforward_expected(ffn, x), ffn(x))
     m = feedforward_mistakes(ffn, x)
-    torch.testing.assert_close(_named(m, "the activation is GELU"), ffn.linear2(F.gelu(ffn.linear1(x))))
-    torch.testing.assert_close(_named(m, "there is no activation"), ffn.linear2(ffn.linear1(x)))
-    torch.testing.assert_close(_named(m, "a ReLU is applied after linear2 as well"), torch.relu(ffn(x)))
+    torch.testing.assert_close(named(m, "the activation is GELU"), ffn.linear2(F.gelu(ffn.linear1(x))))
+    torch.testing.assert_close(named(m, "there is no activation"), ffn.linear2(ffn.linear1(x)))
+    torch.testing.assert_close(named(m, "a ReLU is applied after linear2 as well"), torch.relu(ffn(x)))
     no_bias = F.linear(torch.relu(F.linear(x, ffn.linear1.weight)), ffn.linear2.weight)
-    torch.testing.assert_close(_named(m, "the biases of the linear layers are not used"), no_bias)
+    torch.testing.assert_close(named(m, "the biases of the linear layers are not used"), no_bias)
 
 
 @pytest.mark.parametrize("norm_first", [True, False])
@@ -181,17 +172,17 @@ def test_residual_mistakes_are_the_mistakes_they_name():
     post, _, _ = pytorch_encoder_layer(8, 2, 16, False, seed=1)  # the same weights, the other order
     sublayers = [(attention, pre.norm1), (feed_forward, pre.norm2)]
     with torch.no_grad():
-        torch.testing.assert_close(_named(residual_mistakes(x, sublayers, True), "pre-LN and post-LN are swapped"),
+        torch.testing.assert_close(named(residual_mistakes(x, sublayers, True), "pre-LN and post-LN are swapped"),
                                    post(x), atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(_named(residual_mistakes(x, sublayers, False), "pre-LN and post-LN are swapped"),
+        torch.testing.assert_close(named(residual_mistakes(x, sublayers, False), "pre-LN and post-LN are swapped"),
                                    pre(x), atol=1e-5, rtol=1e-4)
         one = [(feed_forward, pre.norm1)]
         m = residual_mistakes(x, one, True)
-        torch.testing.assert_close(_named(m, "the residual is missing"), feed_forward(pre.norm1(x)))
-        torch.testing.assert_close(_named(m, "the LayerNorm is skipped"), x + feed_forward(x))
+        torch.testing.assert_close(named(m, "the residual is missing"), feed_forward(pre.norm1(x)))
+        torch.testing.assert_close(named(m, "the LayerNorm is skipped"), x + feed_forward(x))
         m = residual_mistakes(x, one, False)
-        torch.testing.assert_close(_named(m, "the residual is missing"), pre.norm1(feed_forward(x)))
-        torch.testing.assert_close(_named(m, "the sublayer reads norm(x) as well"), pre.norm1(x + feed_forward(pre.norm1(x))))
+        torch.testing.assert_close(named(m, "the residual is missing"), pre.norm1(feed_forward(x)))
+        torch.testing.assert_close(named(m, "the sublayer reads norm(x) as well"), pre.norm1(x + feed_forward(pre.norm1(x))))
 
 
 def test_expect_dropout_on_hidden_messages_name_the_fault():

@@ -17,18 +17,9 @@ from llm_foundations.sampling import (
     top_k_filter,
     top_p_filter,
 )
+from mistakes import named
 
 INF = math.inf
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
-def _named(mistakes, start):
-    (value,) = [v for k, v in mistakes.items() if k.startswith(start)]
-    return value
 
 
 def test_frequency_tolerance_formula():
@@ -100,9 +91,9 @@ def test_expected_helpers_agree_with_the_reference(shape):
 def test_softmax_with_temperature_mistakes_are_the_mistakes_they_name():
     logits = torch.randn(3, 7, dtype=torch.float64)
     m = ts.softmax_with_temperature_mistakes(logits, 2.0)
-    torch.testing.assert_close(_named(m, "the logits are multiplied"), softmax_with_temperature(logits, 0.5))
-    torch.testing.assert_close(_named(m, "the temperature is ignored"), softmax_with_temperature(logits, 1.0))
-    torch.testing.assert_close(_named(m, "the softmax runs over the first dimension").sum(0), torch.ones(7, dtype=torch.float64))
+    torch.testing.assert_close(named(m, "the logits are multiplied"), softmax_with_temperature(logits, 0.5))
+    torch.testing.assert_close(named(m, "the temperature is ignored"), softmax_with_temperature(logits, 1.0))
+    torch.testing.assert_close(named(m, "the softmax runs over the first dimension").sum(0), torch.ones(7, dtype=torch.float64))
     for why, wrong in m.items():
         assert not torch.allclose(wrong, softmax_with_temperature(logits, 2.0)), why
     assert not any("first dimension" in why for why in ts.softmax_with_temperature_mistakes(logits[0], 2.0))
@@ -112,18 +103,18 @@ def test_top_k_and_top_p_mistakes_differ_and_are_what_they_name():
     logits = torch.tensor([[3.0, 1.0, 2.0, 1.0, -1.0, 0.5]])  # a tie at the third largest
     right = top_k_filter(logits, 3)
     m = ts.top_k_filter_mistakes(logits, 3)
-    assert torch.equal(_named(m, "only k - 1 tokens are kept"), top_k_filter(logits, 2))
-    smallest = _named(m, "the k smallest logits are kept")
+    assert torch.equal(named(m, "only k - 1 tokens are kept"), top_k_filter(logits, 2))
+    smallest = named(m, "the k smallest logits are kept")
     assert torch.equal(smallest > -INF, top_k_filter(-logits, 3) > -INF)
     assert torch.equal(smallest[smallest > -INF], logits[smallest > -INF])
-    assert int((_named(m, "the kept tokens are chosen by the indices") > -INF).sum()) == 3
+    assert int((named(m, "the kept tokens are chosen by the indices") > -INF).sum()) == 3
     assert int((right > -INF).sum()) == 4
     for why, wrong in m.items():
         if not why.startswith("k + 1 tokens"):  # with the tie, keeping 4 is right here
             assert not torch.equal(wrong, right), why
     distinct = torch.tensor([[0.3, 2.0, -1.0, 1.2, 0.0]])
     m = ts.top_k_filter_mistakes(distinct, 2)
-    assert torch.equal(_named(m, "k + 1 tokens are kept"), top_k_filter(distinct, 3))
+    assert torch.equal(named(m, "k + 1 tokens are kept"), top_k_filter(distinct, 3))
     for why, wrong in m.items():
         if not why.startswith("the kept tokens are chosen by the indices"):  # the same without ties
             assert not torch.equal(wrong, top_k_filter(distinct, 2)), why
@@ -132,7 +123,7 @@ def test_top_k_and_top_p_mistakes_differ_and_are_what_they_name():
     right = top_p_filter(logits, 0.6)
     for why, wrong in ts.top_p_filter_mistakes(logits, 0.6).items():
         assert not torch.equal(wrong, right), why
-    ascending = _named(ts.top_p_filter_mistakes(logits, 0.6), "the probabilities are sorted in ascending order")
+    ascending = named(ts.top_p_filter_mistakes(logits, 0.6), "the probabilities are sorted in ascending order")
     assert torch.equal(right > -INF, torch.tensor([[True, False, True, False, False]]))  # 0.52, then 0.19 crosses 0.6
     assert bool((ascending > -INF).all())  # from the least probable up, the mass before 0.52 is 0.44 < 0.6
 
@@ -145,11 +136,11 @@ def test_sampling_distribution_and_its_mistakes(top_k, top_p):
     expected = top_p_filter(expected, top_p) if top_p else expected
     torch.testing.assert_close(ts.sampling_distribution(logits, 0.7, top_k, top_p), torch.softmax(expected, -1))
     m = ts.sample_next_token_mistakes(logits, 0.7, top_k, top_p)
-    torch.testing.assert_close(_named(m, "the temperature is ignored"), ts.sampling_distribution(logits, 1.0, top_k, top_p))
+    torch.testing.assert_close(named(m, "the temperature is ignored"), ts.sampling_distribution(logits, 1.0, top_k, top_p))
     if top_k:
-        torch.testing.assert_close(_named(m, "top_k is ignored"), ts.sampling_distribution(logits, 0.7, None, top_p))
+        torch.testing.assert_close(named(m, "top_k is ignored"), ts.sampling_distribution(logits, 0.7, None, top_p))
     if top_p:
-        torch.testing.assert_close(_named(m, "top_p is ignored"), ts.sampling_distribution(logits, 0.7, top_k, None))
+        torch.testing.assert_close(named(m, "top_p is ignored"), ts.sampling_distribution(logits, 0.7, top_k, None))
     assert ("top-p runs before top-k: the order is temperature, top-k, top-p" in m) == bool(top_k and top_p)
 
 
@@ -192,7 +183,7 @@ def test_beam_search_helpers_agree_with_the_reference_and_the_mistakes_differ():
         assert ts.scorer(model)(right) == pytest.approx(model.score(right), abs=1e-5)
         assert model.score(right) == pytest.approx(sequence_log_prob(model, right), abs=1e-5)
         mistakes = ts.beam_search_mistakes(model, 0, 1, 3, 6)
-        assert len(_named(mistakes, "the search runs one step too many")) <= 7
+        assert len(named(mistakes, "the search runs one step too many")) <= 7
         differ += sum(tokens != right for tokens in mistakes.values())
     assert differ >= 12  # a mistake may coincide with the answer on one model, not on most
     with pytest.raises(ValueError, match="shape"):

@@ -25,16 +25,7 @@ from llm_foundations.checks.ch08_encoder import (
     pytorch_encoder_layer_twin,
     randomize_norms,
 )
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
-def _named(mistakes, start):
-    (value,) = [v for k, v in mistakes.items() if k.startswith(start)]
-    return value
+from mistakes import named
 
 
 def _layer(d_model=16, n_heads=4, d_ff=24, norm_first=True, seed=0):
@@ -118,12 +109,12 @@ def test_each_encoder_layer_mistake_is_the_mistake_it_names(norm_first):
     right = layer(x, mask)
     m = encoder_layer_mistakes(layer, x, mask, norm_first)
     causal = torch.tril(torch.ones(5, 5, dtype=torch.bool))
-    torch.testing.assert_close(_named(m, "a causal mask is applied"), layer(x, causal & mask))
-    torch.testing.assert_close(_named(m, "the mask is not passed"), layer(x))
-    torch.testing.assert_close(_named(m, "the mask is inverted"), layer(x, ~mask))
+    torch.testing.assert_close(named(m, "a causal mask is applied"), layer(x, causal & mask))
+    torch.testing.assert_close(named(m, "the mask is not passed"), layer(x))
+    torch.testing.assert_close(named(m, "the mask is inverted"), layer(x, ~mask))
     # the same weights, the other norm order
     other = pytorch_encoder_layer_twin(layer, not norm_first)(x, src_key_padding_mask=~mask[:, 0, 0, :])
-    torch.testing.assert_close(_named(m, "the layer is p"), other.detach(), atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(named(m, "the layer is p"), other.detach(), atol=1e-10, rtol=1e-8)
     for why, wrong in m.items():
         assert not torch.allclose(wrong, right, atol=1e-4), why
     assert not any("mask" in why.split(":")[0] and "causal" not in why for why in encoder_layer_mistakes(
@@ -138,13 +129,13 @@ def test_encoder_reference_is_the_encoder_and_the_mistakes_are_what_they_name(no
     right = enc(ids, mask)
     torch.testing.assert_close(encoder_reference(enc, ids, mask, 30, 16, norm_first), right)
     m = encoder_mistakes(enc, ids, mask, 30, 16, norm_first)
-    torch.testing.assert_close(_named(m, "the mask is not passed on"), enc(ids))
+    torch.testing.assert_close(named(m, "the mask is not passed on"), enc(ids))
     if norm_first:
         final, enc.norm = enc.norm, None
-        torch.testing.assert_close(_named(m, "the final LayerNorm is missing"), enc(ids, mask))
+        torch.testing.assert_close(named(m, "the final LayerNorm is missing"), enc(ids, mask))
         enc.norm = final
     else:
-        torch.testing.assert_close(_named(m, "a final LayerNorm is applied"), nn.functional.layer_norm(right, (16,)))
+        torch.testing.assert_close(named(m, "a final LayerNorm is applied"), nn.functional.layer_norm(right, (16,)))
     for why, wrong in m.items():
         assert not torch.allclose(wrong, right, atol=1e-4), why
 

@@ -33,16 +33,7 @@ from llm_foundations.checks.ch09_decoder import (
     reference_causal_mask,
     reference_decode_step,
 )
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
-
-def _named(mistakes, start):
-    (value,) = [v for k, v in mistakes.items() if k.startswith(start)]
-    return value
+from mistakes import named
 
 
 def _layer(norm_first=True, d_model=16, seed=0):
@@ -94,7 +85,7 @@ def test_norms_counts_and_the_causal_mask():
         assert torch.equal(reference_causal_mask(n), ~nn.Transformer.generate_square_subsequent_mask(n).isinf())
     right = reference_causal_mask(4).float()
     m = causal_mask_mistakes(4)
-    assert torch.equal(_named(m, "the mask is upper triangular"), torch.ones(4, 4).triu())
+    assert torch.equal(named(m, "the mask is upper triangular"), torch.ones(4, 4).triu())
     for why, wrong in m.items():
         assert not torch.equal(wrong, right), why
 

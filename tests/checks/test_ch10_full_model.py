@@ -236,7 +236,6 @@ def test_call_recorder_sees_the_course_generate_use_the_cache():
     course = ch10.course_gpt(9, 8, 2, 16, 1, 5)
     recorder = ch10.CallRecorder(course)
     course_tokens = course.generate(torch.zeros(1, 2, dtype=torch.long), 6, temperature=0)
-    lengths = []
     caches, cached = None, 0
     ids = torch.zeros(1, 2, dtype=torch.long)
     for _ in range(6):  # the rule the exercise states, written out
