@@ -97,19 +97,20 @@ def our_scores_one_kernel(assignment: str, students: dict[str, nbformat.Notebook
     return scores
 
 
-def class_of(assignment: str, zoo: bool) -> dict[str, nbformat.NotebookNode]:
+def class_of(assignment: str, zoo: bool | str) -> dict[str, nbformat.NotebookNode]:
     """student id -> submitted notebook: the reference answers, the untouched notebook, the zoo."""
     students = {"reference-answers": build_submission(assignment, Answer("reference", "")),
                 "untouched": build_submission(assignment, None)}
     if zoo:
         module = importlib.import_module(f"zoo.ch{assignment}")
-        for kind, answers in (("mistake", module.MISTAKES), ("alternative", module.ALTERNATIVES)):
+        kinds = (("mistake", module.MISTAKES), ("alternative", module.ALTERNATIVES))
+        for kind, answers in kinds[1:] if zoo == "alternatives" else kinds:
             for answer in answers:
                 students[f"{kind}-{answer.name}"] = build_submission(assignment, answer)
     return students
 
 
-def compare(assignment: str, zoo: bool, workdir: Path, jobs: int = 1, one_kernel: bool = False) -> dict[str, dict]:
+def compare(assignment: str, zoo: bool | str, workdir: Path, jobs: int = 1, one_kernel: bool = False) -> dict[str, dict]:
     students = class_of(assignment, zoo)
     theirs = nbgrader_scores(assignment, course_with(assignment, workdir / "nbgrader", students))
     if one_kernel:
@@ -149,6 +150,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("assignments", nargs="*")
     parser.add_argument("--zoo", action="store_true", help="grade every bug-zoo answer too")
+    parser.add_argument("--alternatives", action="store_true", help="grade the bug zoo's correct answers only")
     parser.add_argument("--out", type=Path, help="write the table as JSON")
     parser.add_argument("--one-kernel", action="store_true",
                         help="score our side with the zoo's one-kernel runner instead of `autograder grade` (much faster)")
@@ -156,6 +158,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keep", type=Path, help="keep both course folders under this folder")
     parser.add_argument("--jobs", type=int, default=1, help="our grader's --jobs (nbgrader grades one at a time)")
     args = parser.parse_args(argv)
+    if args.alternatives:
+        args.zoo = "alternatives"
     wanted = args.assignments or sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
     table = json.loads(args.out.read_text()) if args.out and args.out.exists() else {}
     if args.markdown:
