@@ -7,8 +7,9 @@ The settings are those nanoGPT's README gives for a CPU (a laptop): 4 layers, 4 
 betas (0.9, 0.99) and weight decay 0.1, gradient clipping at 1.0; learning rate 1e-3 after 100
 warm-up iterations, cosine decay to 1e-4 at iteration 2,000; the first 90% of the text trains,
 the last 10% validates. The published result is a validation loss of about 1.88 after about
-3 minutes. The model is :class:`llm_foundations.model.GPT` (learned positions, pre-LN, tied
-output layer, GPT-2's initialisation, ``bias=False`` as nanoGPT), trained by
+3 minutes. The model is :class:`llm_foundations.model.GPT` (pre-LN, tied output layer, GPT-2's
+initialisation, ``bias=False`` as nanoGPT) with rotary positions (``--positional rope``, the
+default: chapter 3's RoPE) or nanoGPT's learned table (``--positional learned``), trained by
 :func:`llm_foundations.training.train`. To compare on one machine, run nanoGPT's own command
 (its README's CPU line) right before or after this script, with the same number of threads.
 
@@ -86,6 +87,8 @@ def main() -> None:
     parser.add_argument("--corpus", default=None, help="path of the text file (tiny Shakespeare)")
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--positional", choices=("rope", "learned"), default="rope",
+                        help="rotary positions (chapter 3; default) or a learned table (nanoGPT's and GPT-2's)")
     args = parser.parse_args()
     device = setup(args)
     text, source = load_text(args.corpus)
@@ -109,7 +112,8 @@ def main() -> None:
         print("!" * 100)
 
     set_seed(args.seed)
-    model = GPT(tokenizer.vocab_size, max_len=block, dropout=0.0, bias=False, activation="gelu", **sizes).to(device)
+    model = GPT(tokenizer.vocab_size, max_len=block, dropout=0.0, bias=False, activation="gelu",
+                positional=args.positional, **sizes).to(device)
     initial_loss = mean_loss(model, val_data[: 64 * 256 + 1], block, device)  # about ln V with GPT-2's initialisation
     batches = random_blocks(train_data, block, batch, torch.Generator().manual_seed(args.seed))
 
@@ -127,7 +131,7 @@ def main() -> None:
     train_loss = mean_loss(model, train_data[: len(val_data)], block, device)  # a same-size slice, for the gap
 
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"GPT {sizes} ({n_params:,} parameters), context {block}, batch {batch}, {len(losses)} iterations")
+    print(f"GPT {sizes}, {args.positional} positions ({n_params:,} parameters), context {block}, batch {batch}, {len(losses)} iterations")
     print(f"initial loss {initial_loss:.3f} (ln {tokenizer.vocab_size} = {math.log(tokenizer.vocab_size):.3f})")
     print(f"{'':>16} {'val loss':>9} {'seconds':>8}  ({args.clock} time of training + validation)")
     print(f"{'nanoGPT (README)':>16} {PUBLISHED_LOSS:9.2f} {PUBLISHED_SECONDS:8.0f}")

@@ -27,11 +27,11 @@ import math
 import torch
 from torch import Tensor, nn
 
-from llm_foundations.attention import KVCache, MultiHeadAttention, merge_heads, split_heads
+from llm_foundations.attention import KVCache, MultiHeadAttention, attention_weights, merge_heads, split_heads
 from llm_foundations.decoder import Decoder, _cached_causal_mask
 from llm_foundations.encoder import Encoder
 from llm_foundations.layers import FeedForward, LayerNorm, ResidualSublayer
-from llm_foundations.positional import LearnedPositionalEmbedding
+from llm_foundations.positional import LearnedPositionalEmbedding, RotaryEmbedding
 from llm_foundations.sampling import beam_search, sample_next_token
 
 __all__ = ["ACTIVATIONS", "FusedLayerNorm", "GPT", "GPTBlock", "GPTFeedForward", "Transformer", "beam_decode", "greedy_decode"]
@@ -251,11 +251,17 @@ class GPTBlock(nn.Module):
     LayerNorms through :class:`FusedLayerNorm` (the same numbers up to rounding, faster;
     ``.self_attn.attn_weights`` is then not kept); with ``fused=False``, through chapters 4 and
     6's own code, which keeps the attention weights for plotting.
+
+    With ``rotary`` (a chapter-3 :class:`~llm_foundations.positional.RotaryEmbedding`) the
+    queries and keys are rotated by their positions before the scores (RoPE); a token's
+    position is the number of tokens before it in the cache plus its place in ``x``.
     """
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu",
-                 bias: bool = True, norm_eps: float = 1e-5, fused: bool = True):
+                 bias: bool = True, norm_eps: float = 1e-5, fused: bool = True,
+                 rotary: RotaryEmbedding | None = None):
         super().__init__()
+        self.rotary = rotary
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout, bias=bias)
         self.ffn = GPTFeedForward(d_model, d_ff, dropout=dropout, activation=activation, bias=bias)
         self.sublayers = nn.ModuleList(ResidualSublayer(d_model, dropout=dropout, norm_first=True) for _ in range(2))
@@ -265,11 +271,18 @@ class GPTBlock(nn.Module):
 
     def _attend(self, h: Tensor, mask: Tensor | None, cache: KVCache | None) -> Tensor:
         attn = self.self_attn
-        if not self.fused:
+        if not self.fused and self.rotary is None:
             return attn(h, h, h, mask=mask, cache=cache)
         q, k, v = (split_heads(w(h), attn.n_heads) for w in (attn.w_q, attn.w_k, attn.w_v))  # (B, H, L, d_head)
+        if self.rotary is not None:
+            offset = len(cache) if cache is not None else 0
+            q, k = self.rotary(q, offset), self.rotary(k, offset)  # the values are not rotated
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H, T + L, d_head)
+        if not self.fused:  # chapter 4's attention on the rotated queries and keys
+            weights = attention_weights(q, k, _cached_causal_mask(q.size(-2), 0, q.device) if mask is None else mask)
+            attn.attn_weights = weights.detach()
+            return attn.w_o(merge_heads(attn.dropout(weights) @ v))  # (B, L, d_model)
         causal = mask is None  # no cache before these tokens: the plain causal mask, which the kernel knows
         heads = nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, dropout_p=attn.dropout.p if self.training else 0.0)
@@ -294,7 +307,8 @@ class GPT(nn.Module):
         x_0 = E[\text{ids}] + P, \qquad x_l = \mathrm{Block}_l(x_{l-1}), \qquad
         \mathrm{logits} = \mathrm{LN}(x_N)\, E^\top
 
-    Positions are learned (as in GPT-2) and the output layer shares the token embedding matrix
+    Positions are learned (as in GPT-2), or with ``positional="rope"`` rotary (chapter 3: RoPE,
+    as in Llama; no table is added to the embeddings), and the output layer shares the token embedding matrix
     ``E``. Unlike chapter 2's :class:`~llm_foundations.embeddings.TokenEmbedding` (the original
     Transformer's), the embedding is **not** multiplied by :math:`\sqrt{d}`: GPT-2 does not, and
     with a tied output layer the factor would make every initial logit :math:`\sqrt{d}` times
@@ -320,22 +334,33 @@ class GPT(nn.Module):
         norm_eps: the LayerNorms' epsilon (GPT-2: 1e-5).
         fused: compute attention and LayerNorm with PyTorch's fused kernels (see :class:`GPTBlock`);
             False: with chapters 4 and 6's code. The parameters are the same either way.
+        positional: ``"learned"`` (default: GPT-2, nanoGPT; what GPT-2's weights need) or
+            ``"rope"``. At nanoGPT's small character settings RoPE reaches a lower loss in the
+            same number of steps (``benchmarks/gpt_char.py``).
 
     Attributes:
-        embedding (``nn.Embedding``), positions, dropout, layers (``nn.ModuleList`` of
+        embedding (``nn.Embedding``), positions (a
+        :class:`~llm_foundations.positional.LearnedPositionalEmbedding`, or ``None`` with RoPE),
+        rotary (``None``, or the :class:`~llm_foundations.positional.RotaryEmbedding` every block shares), dropout, layers (``nn.ModuleList`` of
         :class:`GPTBlock`), norm, head (``nn.Linear(d_model, V, bias=False)``, tied to ``embedding``).
     """
 
     def __init__(self, vocab_size: int, d_model: int, n_heads: int, d_ff: int, n_layers: int, max_len: int,
                  dropout: float = 0.0, activation: str = "gelu", bias: bool = True, norm_eps: float = 1e-5,
-                 fused: bool = True):
+                 fused: bool = True, positional: str = "learned"):
         super().__init__()
+        if positional not in ("learned", "rope"):
+            raise ValueError(f"positional must be 'learned' or 'rope', got {positional!r}")
+        if n_heads <= 0 or d_model % n_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
         self.max_len = max_len
         self.embedding = nn.Embedding(vocab_size, d_model)
-        self.positions = LearnedPositionalEmbedding(max_len, d_model)
+        rope = positional == "rope"
+        self.positions = None if rope else LearnedPositionalEmbedding(max_len, d_model)
+        self.rotary = RotaryEmbedding(d_model // n_heads, max_len) if rope else None
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            GPTBlock(d_model, n_heads, d_ff, dropout, activation, bias, norm_eps, fused)
+            GPTBlock(d_model, n_heads, d_ff, dropout, activation, bias, norm_eps, fused, rotary=self.rotary)
             for _ in range(n_layers))
         self.norm = _layer_norm(d_model, bias, norm_eps, fused)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
@@ -350,7 +375,8 @@ class GPT(nn.Module):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
-        nn.init.normal_(self.positions.weight, mean=0.0, std=0.02)
+        if self.positions is not None:
+            nn.init.normal_(self.positions.weight, mean=0.0, std=0.02)
         residual_std = 0.02 / math.sqrt(2 * max(1, len(self.layers)))
         for block in self.layers:
             nn.init.normal_(block.self_attn.w_o.weight, mean=0.0, std=residual_std)
@@ -372,7 +398,13 @@ class GPT(nn.Module):
         cached = len(caches[0]) if caches else 0
         length = ids.size(1)
         mask = None if cached == 0 else _cached_causal_mask(length, cached, ids.device)  # None: plain causal
-        x = self.dropout(self.positions(self.embedding(ids), offset=cached))  # (B, L, d_model)
+        if cached + length > self.max_len:
+            raise ValueError(f"{cached} cached + {length} new tokens exceed the context of max_len={self.max_len}: "
+                             "crop the context first")
+        x = self.embedding(ids)  # (B, L, d_model)
+        if self.positions is not None:
+            x = self.positions(x, offset=cached)
+        x = self.dropout(x)  # (B, L, d_model)
         for i, block in enumerate(self.layers):
             x = block(x, mask, cache=caches[i] if caches else None)  # (B, L, d_model)
         return self.head(self.norm(x))  # (B, L, V)

@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
-from llm_foundations.attention import padding_mask
+from llm_foundations.attention import padding_mask, split_heads
 from llm_foundations.model import GPT, Transformer, beam_decode, greedy_decode
 from llm_foundations.overview import transformer_parameter_count
+from llm_foundations.positional import apply_rope
 
 V, PAD, BOS, EOS = 23, 0, 1, 2
 
@@ -166,12 +167,16 @@ def test_beam_decode_scores_at_least_as_well_as_greedy():
             assert score(wide) >= score(greedy) - 1e-5
 
 
+POSITIONAL = pytest.mark.parametrize("positional", ["learned", "rope"])
+
+
 def _gpt(**kwargs) -> GPT:
     return GPT(**(dict(vocab_size=V, d_model=16, n_heads=4, d_ff=32, n_layers=2, max_len=24) | kwargs)).eval()
 
 
-def test_gpt_shapes_tied_head_and_causality():
-    model = _gpt()
+@POSITIONAL
+def test_gpt_shapes_tied_head_and_causality(positional):
+    model = _gpt(positional=positional)
     ids = torch.randint(0, V, (2, 9))
     logits = model(ids)
     assert logits.shape == (2, 9, V)
@@ -181,8 +186,9 @@ def test_gpt_shapes_tied_head_and_causality():
     torch.testing.assert_close(model(changed)[:, :6], logits[:, :6])
 
 
-def test_gpt_cached_forward_matches_the_full_forward():
-    model = _gpt()
+@POSITIONAL
+def test_gpt_cached_forward_matches_the_full_forward(positional):
+    model = _gpt(positional=positional)
     ids = torch.randint(0, V, (2, 10))
     caches = model.new_caches()
     first = model(ids[:, :6], caches=caches)
@@ -190,11 +196,12 @@ def test_gpt_cached_forward_matches_the_full_forward():
     torch.testing.assert_close(torch.cat([first, rest], dim=1), model(ids), atol=1e-5, rtol=1e-4)
 
 
+@POSITIONAL
 @pytest.mark.parametrize("sampling", [
     dict(), dict(temperature=0.0), dict(temperature=0.7, top_k=5), dict(temperature=1.3, top_p=0.8),
     dict(temperature=0.9, top_k=8, top_p=0.9)], ids=repr)
-def test_gpt_generate_with_and_without_cache_gives_the_same_tokens(sampling):
-    model = _gpt()
+def test_gpt_generate_with_and_without_cache_gives_the_same_tokens(sampling, positional):
+    model = _gpt(positional=positional)
     prompt = torch.randint(0, V, (3, 4))
     cached = model.generate(prompt, 15, generator=torch.Generator().manual_seed(1), use_cache=True, **sampling)
     uncached = model.generate(prompt, 15, generator=torch.Generator().manual_seed(1), use_cache=False, **sampling)
@@ -218,8 +225,9 @@ def _cropping_loop(model, ids, steps):
     return ids
 
 
-def test_gpt_generate_crops_the_context_past_max_len():
-    model = _gpt(max_len=12)
+@POSITIONAL
+def test_gpt_generate_crops_the_context_past_max_len(positional):
+    model = _gpt(max_len=12, positional=positional)
     prompt = torch.randint(0, V, (2, 5))
     expected = _cropping_loop(model, prompt, 20)  # 25 tokens: the window slides 13 times
     for use_cache in (True, False):
@@ -232,8 +240,9 @@ def test_gpt_generate_crops_the_context_past_max_len():
         model(torch.zeros(1, 13, dtype=torch.long))  # one forward pass still cannot see more than max_len
 
 
-def test_gpt_sampling_past_the_window_is_the_same_with_and_without_the_cache():
-    model = _gpt(max_len=10)
+@POSITIONAL
+def test_gpt_sampling_past_the_window_is_the_same_with_and_without_the_cache(positional):
+    model = _gpt(max_len=10, positional=positional)
     prompt = torch.randint(0, V, (3, 4))
     runs = [model.generate(prompt, 25, temperature=0.9, top_k=8, generator=torch.Generator().manual_seed(3),
                            use_cache=use_cache) for use_cache in (True, False)]
@@ -250,6 +259,34 @@ def test_gpt_starts_near_the_loss_of_a_uniform_guess(vocab):
     assert abs(loss - math.log(vocab)) < 0.15, (
         f"initial loss {loss:.2f}, expected about ln {vocab} = {math.log(vocab):.2f}: "
         "with a tied head, embeddings scaled by sqrt(d) or initialised large make confident wrong guesses")
+
+
+def test_rope_gpt_rotates_queries_and_keys_and_has_no_position_table():
+    torch.manual_seed(0)
+    fused = _gpt(positional="rope", n_layers=1)
+    assert fused.positions is None and fused.rotary is not None
+    assert not any("position" in name for name in fused.state_dict()), "RoPE has no parameters and no saved tables"
+    plain = _gpt(positional="rope", n_layers=1, fused=False)
+    plain.load_state_dict(fused.state_dict())
+    ids = torch.randint(0, V, (2, 11))
+    torch.testing.assert_close(plain(ids), fused(ids), atol=1e-5, rtol=1e-4)  # chapter 4's code = the fused kernel
+    block = plain.layers[0]
+    x = fused.embedding(ids)  # no table added: the block sees the embeddings themselves
+    h = block.sublayers[0].norm(x)
+    attn = block.self_attn
+    q, k = (apply_rope(split_heads(w(h), attn.n_heads)) for w in (attn.w_q, attn.w_k))
+    expected = (q @ k.transpose(-1, -2) / math.sqrt(attn.d_head)).masked_fill(
+        ~torch.ones(11, 11, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    block(x, None)
+    torch.testing.assert_close(attn.attn_weights, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_gpt_rejects_a_bad_positional_and_contexts_past_its_window():
+    with pytest.raises(ValueError, match="positional"):
+        _gpt(positional="sinusoidal")
+    model = _gpt(positional="rope", max_len=8)
+    with pytest.raises(ValueError, match="max_len"):
+        model(torch.zeros(1, 9, dtype=torch.long))
 
 
 def test_gpt_initialisation_is_gpt2s():

@@ -11,6 +11,7 @@ from llm_foundations.positional import (
     LearnedPositionalEmbedding,
     RelativePositionBias,
     RelativePositionEmbedding,
+    RotaryEmbedding,
     SinusoidalPositionalEncoding,
     apply_rope,
     relative_attention_scores,
@@ -244,6 +245,42 @@ def test_apply_rope_with_an_offset_equals_the_slice_of_a_longer_sequence():
     t0 = 13
     torch.testing.assert_close(apply_rope(x[..., t0:, :], torch.arange(t0, 20)), full[..., t0:, :])
     assert not torch.allclose(apply_rope(x[..., t0:, :]), full[..., t0:, :])  # forgetting the offset
+
+
+@settings(max_examples=40, deadline=None)
+@given(head_half=st.integers(1, 12), length=st.integers(1, 9), offset=st.integers(0, 20),
+       transposed=st.booleans(), seed=st.integers(0, 2**16))
+def test_rotary_embedding_equals_apply_rope_at_the_same_positions(head_half, length, offset, transposed, seed):
+    """The model's module (tables once, complex multiplication) and chapter 3's function agree."""
+    gen = torch.Generator().manual_seed(seed)
+    head_dim = 2 * head_half
+    rotary = RotaryEmbedding(head_dim, max_len=offset + length)
+    if transposed:  # (B, H, L, d) as split_heads returns it: not contiguous
+        x = torch.randn(2, length, 3, head_dim, generator=gen).transpose(1, 2)
+    else:
+        x = torch.randn(2, 3, length, head_dim, generator=gen)
+    torch.testing.assert_close(rotary(x, offset), apply_rope(x, torch.arange(offset, offset + length)),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_rotary_embedding_dtypes_gradients_buffers_and_errors():
+    rotary = RotaryEmbedding(8, max_len=6)
+    assert dict(rotary.state_dict()) == {} and not list(rotary.parameters())
+    x = torch.randn(5, 8, dtype=torch.float64, requires_grad=True)
+    y = rotary(x)
+    assert y.dtype == torch.float64
+    torch.testing.assert_close(y, apply_rope(x))
+    y.square().sum().backward()  # a rotation keeps norms: d|Rx|^2/dx = 2x
+    torch.testing.assert_close(x.grad, 2 * x.detach())
+    assert rotary(torch.randn(2, 3, 8).bfloat16()).dtype == torch.bfloat16
+    odd = torch.randn(1, 7)[:, 1:].expand(3, 6)[..., None].expand(3, 6, 8)  # strides no complex view accepts
+    torch.testing.assert_close(rotary(odd), apply_rope(odd))
+    with pytest.raises(ValueError, match="head_dim=8"):
+        rotary(torch.randn(3, 6))
+    with pytest.raises(ValueError, match="max_len=6"):
+        rotary(torch.randn(4, 8), offset=3)
+    with pytest.raises(ValueError):
+        RotaryEmbedding(7, max_len=4)
 
 
 def test_apply_rope_dtypes_positions_and_errors():
