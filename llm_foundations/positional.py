@@ -439,8 +439,12 @@ def apply_rope(x: Tensor, positions: Tensor | None = None, base: float = 10000.0
     angles = positions.to(x.device, work)[..., None] * _frequencies(head_dim, base, x.device, work)  # (..., L, d/2)
     cos, sin = angles.cos(), angles.sin()
     x1, x2 = x[..., 0::2].to(work), x[..., 1::2].to(work)  # (..., L, d/2): first and second of each pair
-    rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (..., L, d/2, 2)
-    return rotated.flatten(-2).to(x.dtype)  # (..., L, head_dim), pairs interleaved again
+    return _rotate_pairs(x1, x2, cos, sin).flatten(-2).to(x.dtype)  # (..., L, head_dim), pairs interleaved again
+
+
+def _rotate_pairs(x1: Tensor, x2: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Each pair ``(x1, x2)`` turned by the angle whose cosine and sine are given: ``(..., d/2, 2)``."""
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
 class RotaryEmbedding(nn.Module):
@@ -492,8 +496,7 @@ class RotaryEmbedding(nn.Module):
         sin = self.sin[offset : offset + length].to(work)
         pairs = x.to(work).unflatten(-1, (-1, 2))  # (..., L, head_dim/2, 2): the two features of each pair
         if x.device.type == "mps":  # no complex numbers there: the rotation written out, as apply_rope does
-            x1, x2 = pairs[..., 0], pairs[..., 1]
-            rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (..., L, head_dim/2, 2)
+            rotated = _rotate_pairs(pairs[..., 0], pairs[..., 1], cos, sin)  # (..., L, head_dim/2, 2)
         else:  # a pair is the complex number x1 + i x2, rotated by multiplying with e^{i p theta}:
             # one operation forward and one backward instead of a dozen (a tenth of a small GPT's step)
             try:
